@@ -1,0 +1,68 @@
+"""The harness's one error tree.
+
+```
+HarnessError(Exception)                 anything the harness itself refuses or cannot do
+ ├── ConfigurationError                 bad usage: a wrong option, a bad scenario (CLI exit 2)
+ │    └── JobArgumentError              job arguments that do not survive a JSON round trip
+ ├── EngineUnavailable                  a backend's extra is not installed or its server is down
+ └── ScenarioError                      a scenario's setup, reset or invariant itself broke
+
+UnsafeJobError(AssertionError)          raised by Report.assert_safe(); pytest shows its message
+
+InjectedCrash(BaseException)            the simulated death of the worker process at a point
+Shutdown(BaseException)                 raised into a job still running when a hard shutdown ends
+```
+
+`InjectedCrash` and `Shutdown` derive from `BaseException` on purpose: application code that says
+`except Exception` cannot swallow them, while `finally` blocks and context managers still run, as
+they would (roughly) when a process dies mid-transaction.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "EngineUnavailable",
+    "HarnessError",
+    "InjectedCrash",
+    "JobArgumentError",
+    "ScenarioError",
+    "Shutdown",
+    "UnsafeJobError",
+]
+
+
+class HarnessError(Exception):
+    """Base class of every error the harness raises on its own behalf."""
+
+
+class ConfigurationError(HarnessError):
+    """The harness was asked for something it cannot do as asked; the message says what to change."""
+
+
+class JobArgumentError(ConfigurationError):
+    """A job was enqueued with arguments that would not survive a JSON round trip."""
+
+
+class EngineUnavailable(HarnessError):
+    """A backend cannot run here: its optional extra is missing or its server is unreachable."""
+
+
+class ScenarioError(HarnessError):
+    """Code supplied by a scenario (setup, reset, an invariant) raised instead of answering."""
+
+
+class UnsafeJobError(AssertionError):
+    """An exploration found plans that leave the world in an unacceptable state."""
+
+
+class InjectedCrash(BaseException):
+    """The worker process 'died' here. Raised by the injector; never caught by `except Exception`."""
+
+    def __init__(self, where: str = "") -> None:
+        super().__init__(f"injected crash at {where}" if where else "injected crash")
+        self.where = where
+
+
+class Shutdown(BaseException):
+    """A hard shutdown reached a job that was still running; the engine pushes it back to its queue."""
