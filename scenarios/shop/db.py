@@ -1,0 +1,163 @@
+"""The shop's database: products, users and orders, through SQLAlchemy Core.
+
+SQLite in a temporary file by default, PostgreSQL when `DATABASE_URL` names one. The engine is
+process state (a pool of open connections): `dispose()` drops it as a dying process would, while the
+data stays in the database, and `reset_data()` empties the tables cheaply between exploration runs.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Engine,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+
+__all__ = [
+    "configure_database",
+    "database",
+    "database_url",
+    "dispose",
+    "metadata",
+    "orders",
+    "products",
+    "reset_data",
+    "users",
+]
+
+metadata = MetaData()
+
+products = Table(
+    "products",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("price_cents", Integer, nullable=False),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("email", String(200), nullable=False),
+    Column("payment_method_id", String(100), nullable=False),
+    Column("address", String(500), nullable=False),
+)
+
+# One row per order; every column after `created_at` records something a job did, so the row can be
+# compared with what the fake services saw. Times are the shop clock's epoch seconds.
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id"), nullable=False),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("amount_cents", Integer, nullable=False),
+    Column("address", String(500), nullable=False),
+    Column("email", String(200), nullable=False),
+    Column("payment_method_id", String(100), nullable=False),
+    Column("status", String(20), nullable=False, default="pending"),
+    Column("created_at", Float, nullable=False),
+    Column("charge_id", String(50)),
+    Column("charged_at", Float),
+    Column("decline_reason", String(200)),
+    Column("email_id", String(50)),
+    Column("emailed_at", Float),
+    Column("fulfillment_request_id", String(50)),
+    Column("fulfilled_at", Float),
+    Column("announced_at", Float),
+)
+
+_lock = threading.Lock()
+_url: str | None = None
+_engine: Engine | None = None
+_tables_ready: set[str] = set()
+
+
+def database_url() -> str:
+    """The URL in use: the configured one, else `DATABASE_URL`, else a SQLite file in a temp dir."""
+    global _url
+    with _lock:
+        if _url is None:
+            _url = os.environ.get("DATABASE_URL") or _default_sqlite_url()
+        return _url
+
+
+def _default_sqlite_url() -> str:
+    directory = tempfile.mkdtemp(prefix="shop-db-")
+    return f"sqlite:///{os.path.join(directory, 'shop.sqlite3')}"
+
+
+def configure_database(url: str | None = None) -> Engine:
+    """Point the shop at `url` (None: `DATABASE_URL` or a fresh SQLite file) and create the tables."""
+    global _url
+    dispose()
+    with _lock:
+        _url = url or os.environ.get("DATABASE_URL") or _default_sqlite_url()
+    return database()
+
+
+def database() -> Engine:
+    """The shop's SQLAlchemy engine, built on first use (again after `dispose()`)."""
+    global _engine
+    url = database_url()
+    with _lock:
+        if _engine is None:
+            _engine = _build_engine(url)
+        if url not in _tables_ready:
+            metadata.create_all(_engine)
+            _tables_ready.add(url)
+        return _engine
+
+
+def _build_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        # The file is a test database: durability buys nothing and fsync costs most of a commit.
+        engine = create_engine(url, connect_args={"check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA synchronous=OFF")
+            cursor.execute("PRAGMA journal_mode=MEMORY")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=False)
+
+
+def dispose() -> None:
+    """Close every pooled connection (rolling back what they hold), as a fresh process would."""
+    global _engine
+    with _lock:
+        engine, _engine = _engine, None
+    if engine is not None:
+        engine.dispose()
+
+
+def reset_data() -> None:
+    """Empty the tables and restart their ids at 1, so every run names the same order ids."""
+    engine = database()
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("TRUNCATE orders, users, products RESTART IDENTITY CASCADE"))
+        else:
+            # Without AUTOINCREMENT, SQLite hands out max(rowid) + 1, so an empty table starts at 1.
+            for table in reversed(metadata.sorted_tables):
+                conn.execute(table.delete())

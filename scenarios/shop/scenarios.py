@@ -1,0 +1,95 @@
+"""The shop's jobs as scenarios for the explorer: one per stage of the book, and the job never retried.
+
+Each setup empties the database, creates a customer, a product and an order, and returns the order id for
+the job. `STAGES` holds the three versions of order completion in the order the book builds them, so
+`harness demo` shows the double charge of the first, the duplicate email of the second, and the third safe.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness import Job
+from harness.explore.scenario import Scenario
+from scenarios.shop import db, jobs_idempotent, jobs_naive, jobs_noretry, jobs_split
+from scenarios.shop.app import drop_process_state
+from scenarios.shop.invariants import (
+    announced_at_most_once,
+    charged_once,
+    emailed_once,
+    fulfilled_once,
+    lost_announcement_reported,
+    order_matches_services,
+)
+from scenarios.shop.middleware import configure
+from scenarios.shop.orders import create_product, create_user, save_order
+
+if TYPE_CHECKING:
+    from harness.world import World
+
+__all__ = ["IDEMPOTENT", "NAIVE", "NO_RETRY", "SCENARIOS", "SPLIT", "STAGES", "place_order"]
+
+ORDER_INVARIANTS = (charged_once, emailed_once, fulfilled_once, order_matches_services)
+
+
+def place_order(world: World) -> list[int]:
+    """Setup: a fresh database holding one customer, one product and one pending order."""
+    db.reset_data()
+    user_id = create_user()
+    product_id = create_product()
+    return [save_order(user_id, product_id, quantity=1)]
+
+
+def _stage(name: str, job: Job, jobs: tuple[Job, ...], description: str) -> Scenario:
+    return Scenario(
+        name=name,
+        job=job,
+        jobs=jobs,
+        setup=place_order,
+        configure=configure,
+        invariants=ORDER_INVARIANTS,
+        targets=["scenarios.shop"],
+        reset=drop_process_state,
+        description=description,
+        tags=("shop", "order"),
+    )
+
+
+NAIVE = _stage(
+    "shop.naive",
+    jobs_naive.complete_order,
+    (),
+    "one job charges, emails and requests fulfillment; a retry after the charge charges again",
+)
+SPLIT = _stage(
+    "shop.split",
+    jobs_split.complete_order,
+    (jobs_split.send_confirmation_email, jobs_split.request_fulfillment),
+    "three chained jobs, each retried alone; a service that acts and then fails still duplicates",
+)
+IDEMPOTENT = _stage(
+    "shop.idempotent",
+    jobs_idempotent.complete_order,
+    (jobs_idempotent.send_confirmation_email, jobs_idempotent.request_fulfillment),
+    "chained jobs that skip recorded steps, search before emailing and send idempotency keys",
+)
+
+NO_RETRY = Scenario(
+    name="shop.no_retry",
+    job=jobs_noretry.announce_order,
+    setup=place_order,
+    configure=configure,
+    invariants=(announced_at_most_once, lost_announcement_reported),
+    targets=["scenarios.shop"],
+    reset=drop_process_state,
+    # A job that is never retried loses its effect when it fails; the death handler's alert covers that.
+    compare_to_clean_run=False,
+    description="a chat announcement with no idempotency support, never retried; a person hears of failures",
+    tags=("shop", "no-retry"),
+)
+
+#: The book's three stages of order completion, in order, for `harness demo`.
+STAGES: dict[str, Scenario] = {"naive": NAIVE, "split": SPLIT, "idempotent": IDEMPOTENT}
+
+#: Every shop scenario by short name.
+SCENARIOS: dict[str, Scenario] = {**STAGES, "no_retry": NO_RETRY}
