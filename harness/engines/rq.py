@@ -1,0 +1,341 @@
+"""RQ behind the engine protocol, run deterministically: a SimpleWorker in burst mode on fakeredis.
+
+RQ's own code does the work: `Queue` pushes, the worker's failure path (callbacks, exception handlers,
+`Job.retry`, `FailedJobRegistry`), its `ScheduledJobRegistry` and its scheduler's release of due jobs.
+The harness runs one job per `step`, in-process, with RQ's clock (`rq.utils.now`, `time.time`) held at
+`engine.clock` by time-machine, so retries hours apart follow one another at once.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import fakeredis
+import time_machine
+from rq import Queue, SimpleWorker
+from rq.job import Job as RQJob
+from rq.job import JobStatus, Retry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+from rq.scheduler import RQScheduler
+from rq.timeouts import BaseDeathPenalty
+
+from harness.clock import VirtualClock
+from harness.engines._bridge import Bridge, Decision, decide
+from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
+from harness.errors import ConfigurationError
+
+__all__ = ["RQEngine"]
+
+#: Native RQ options `enqueue` passes through for a user's own function.
+NATIVE_OPTIONS = frozenset(
+    {
+        "retry",
+        "on_success",
+        "on_failure",
+        "on_stopped",
+        "failure_ttl",
+        "result_ttl",
+        "job_timeout",
+        "meta",
+        "description",
+    }
+)
+
+
+class _NoDeathPenalty(BaseDeathPenalty):
+    """Job timeouts use SIGALRM or a timer thread; a deterministic run has neither."""
+
+    def setup_death_penalty(self) -> None:
+        pass
+
+    def cancel_death_penalty(self) -> None:
+        pass
+
+
+class RQEngine(Engine):
+    """RQ on fakeredis (or a given Redis connection), one job per `step`, on a virtual clock.
+
+    Harness jobs get `Retry(max=N)` with Sidekiq's delay set per failure; your own functions run
+    with what you pass: `engine.enqueue(fn, *args, retry=Retry(max=3, interval=[10, 60]))`.
+    `exception_handlers` are RQ worker exception handlers `(job, exc_type, exc, tb)`, run after ours.
+    """
+
+    name = "rq"
+
+    def __init__(
+        self,
+        *,
+        clock: VirtualClock | None = None,
+        seed: int = 0,
+        hooks: Hooks | None = None,
+        connection: Any = None,
+        exception_handlers: list[Callable[..., Any]] | None = None,
+    ) -> None:
+        super().__init__(clock=clock, seed=seed, hooks=hooks)
+        self.bridge = Bridge(self)
+        self.connection = connection if connection is not None else fakeredis.FakeRedis()
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._jobs: dict[str, Job] = {}
+        self._queues: dict[str, Queue] = {}
+        self._decisions: dict[str, Decision] = {}
+        self._last_exc: dict[str, BaseException] = {}
+        self._ids = random.Random(seed ^ 0x52)
+        self._user_handlers = list(exception_handlers or [])
+        self.job_class = _job_class(self)
+        self._worker: SimpleWorker | None = None
+
+    # -- the clock ---------------------------------------------------------------------------------------
+    @contextmanager
+    def _virtual(self) -> Iterator[None]:
+        # Everything that reads or writes RQ state runs at virtual time: fakeredis expires keys and
+        # RQ cleans registries by the wall clock, which time-machine holds at `engine.clock`.
+        with time_machine.travel(self.clock.time(), tick=False):
+            yield
+
+    # -- jobs --------------------------------------------------------------------------------------------
+    def _queue(self, name: str) -> Queue:
+        if name not in self._queues:
+            self._queues[name] = Queue(name, connection=self.connection, job_class=self.job_class)
+            self._worker = None
+        return self._queues[name]
+
+    def register(self, job: Job | Callable[..., Any]) -> None:
+        if isinstance(job, Job):
+            self._jobs.setdefault(job.name, job)
+            self._functions.setdefault(job.name, job.fn)
+            self._queue(job.options.queue)
+        elif callable(job):
+            self._functions.setdefault(_func_name(job), job)
+        else:
+            raise ConfigurationError(f"cannot register {job!r}: pass a harness job or a function")
+
+    def enqueue(
+        self,
+        job: Job | str | Callable[..., Any],
+        *args: Any,
+        delay: float | None = None,
+        at: float | None = None,
+        queue: str | None = None,
+        **native: Any,
+    ) -> str | None:
+        """Push a job. For your own function, `queue=` and RQ's options (`retry=Retry(...)`,
+        `on_failure=`, `on_success=`, ...) are passed to `Queue.enqueue_call` as they are."""
+        unknown = set(native) - NATIVE_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown RQ options {sorted(unknown)}; use {sorted(NATIVE_OPTIONS)}")
+        if isinstance(job, str):
+            if job not in self._functions:
+                raise ConfigurationError(f"no job named {job!r} is registered on the rq engine")
+            job = self._jobs.get(job, self._functions[job])
+        self.register(job)
+        if isinstance(job, Job):
+            name, queue_name = job.name, job.options.queue
+            retries = job.options.max_retries
+            if retries:
+                native.setdefault("retry", Retry(max=retries))
+        else:
+            name, queue_name = _func_name(job), queue or "default"
+        arguments = check_json_args(name, args)
+        now = self.clock.time()
+        when = at if at is not None else (now + delay if delay else None)
+        job_id = uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
+        record = self.bridge.record(job_id, name, arguments, queue_name, run_at=when)
+        native.setdefault("failure_ttl", 10 * 365 * 86400)  # the dead set outlives any virtual run
+
+        def push() -> str:
+            with self._virtual():
+                target = self._queue(queue_name)
+                if when is None or when <= now:
+                    target.enqueue_call(name, args=arguments, job_id=job_id, **native)
+                else:
+                    moment = datetime.fromtimestamp(when, UTC)
+                    target.enqueue_at(moment, name, *arguments, job_id=job_id, **native)
+            return job_id
+
+        return self.bridge.push(record, push)
+
+    # -- running -----------------------------------------------------------------------------------------
+    def _get_worker(self) -> SimpleWorker:
+        if self._worker is None:
+            self._worker = _worker_class(self)(
+                list(self._queues.values()),
+                connection=self.connection,
+                name=f"harness-rq-{self.seed}",
+                job_class=self.job_class,
+                exception_handlers=[self._on_exception, *self._user_handlers],
+            )
+        return self._worker
+
+    def _release_due(self) -> None:
+        scheduler = RQScheduler(list(self._queues), connection=self.connection)
+        scheduler.prepare_registries(list(self._queues))
+        scheduler.enqueue_scheduled_jobs()
+
+    def step(self) -> bool:
+        if not self._queues:
+            return False
+        with self._virtual():
+            self._release_due()
+            return self._get_worker().work(burst=True, max_jobs=1, logging_level="WARNING")
+
+    def next_due(self) -> float | None:
+        scores = []
+        for name in self._queues:
+            first = self.connection.zrange(
+                ScheduledJobRegistry(name, connection=self.connection).key, 0, 0, withscores=True
+            )
+            scores += [score for _, score in first]
+        return min(scores) if scores else None
+
+    def _on_exception(self, job: RQJob, exc_type: Any, exc: BaseException, tb: Any) -> bool:
+        """First of RQ's exception handlers: report the failure, and route a harness job."""
+        record = self._record_for(job)
+        self.bridge.failed(record, exc)
+        harness_job = self._jobs.get(job.func_name)
+        if harness_job is not None:
+            decision = decide(harness_job.options, record.retry_count or 0, exc, record, self.bridge.rng)
+            self._decisions[job.id] = decision
+            if decision.kind == "retry":
+                # RQ reads the next interval from this list when it calls Job.retry right after us.
+                job.retry_intervals = [decision.delay]
+            else:
+                job.retries_left = 0
+        return True
+
+    def _after_failure(self, job: RQJob, exc: BaseException | None) -> None:
+        record = self._record_for(job)
+        decision = self._decisions.pop(job.id, None)
+        status = job.get_status(refresh=True)
+        if status in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+            score = self.connection.zscore(
+                ScheduledJobRegistry(job.origin, connection=self.connection).key, job.id
+            )
+            self.bridge.retry_scheduled(record, score if score is not None else self.clock.time())
+            return
+        error = exc if exc is not None else RuntimeError(record.error_message or "failed")
+        harness_job = self._jobs.get(job.func_name)
+        if decision is None or decision.kind == "dead":
+            self.bridge.died(record, error, job=harness_job, dead_set=True)
+            return
+        # Sidekiq keeps these out of its dead set; RQ always files them, so take them back out.
+        FailedJobRegistry(job.origin, connection=self.connection).remove(job.id)
+        if decision.kind == "discard":
+            self.bridge.died(record, error, job=harness_job, dead_set=False, exhausted=decision.exhausted)
+
+    def _record_for(self, job: RQJob) -> JobRecord:
+        return self.bridge.record(job.id, job.func_name, list(job.args), job.origin)
+
+    # -- inspecting --------------------------------------------------------------------------------------
+    def _snapshot(self, job_id: str, run_at: float | None = None) -> JobRecord | None:
+        record = self.bridge.records.get(job_id)
+        if record is None:
+            job = RQJob.fetch(job_id, connection=self.connection)
+            record = self._record_for(job)
+        copy = JobRecord(**record.to_dict())
+        if run_at is not None:
+            copy.run_at = run_at
+        return copy
+
+    def queued(self, queue: str | None = None) -> list[JobRecord]:
+        names = [queue] if queue is not None else list(self._queues)
+        with self._virtual():
+            ids = [job_id for name in names if name in self._queues for job_id in self._queues[name].job_ids]
+            return [r for r in map(self._snapshot, ids) if r is not None]
+
+    def _scheduled(self, retries: bool) -> list[JobRecord]:
+        entries: list[tuple[float, str]] = []
+        for name in self._queues:
+            key = ScheduledJobRegistry(name, connection=self.connection).key
+            entries += [
+                (score, raw.decode()) for raw, score in self.connection.zrange(key, 0, -1, withscores=True)
+            ]
+        out = []
+        for score, job_id in sorted(entries):
+            record = self._snapshot(job_id, score)
+            if record is not None and (record.retry_count is not None) == retries:
+                out.append(record)
+        return out
+
+    def scheduled(self) -> list[JobRecord]:
+        return self._scheduled(retries=False)
+
+    def retries(self) -> list[JobRecord]:
+        return self._scheduled(retries=True)
+
+    def dead(self) -> list[JobRecord]:
+        entries: list[tuple[float, str]] = []
+        for name in self._queues:
+            key = FailedJobRegistry(name, connection=self.connection).key
+            entries += [
+                (score, raw.decode()) for raw, score in self.connection.zrange(key, 0, -1, withscores=True)
+            ]
+        records = [self._snapshot(job_id) for _, job_id in sorted(entries, reverse=True)]
+        return [r for r in records if r is not None]
+
+    @property
+    def events(self) -> list[Event]:
+        return self.bridge.events
+
+    @property
+    def stats(self) -> Stats:
+        return self.bridge.stats
+
+    def reset(self) -> None:
+        self.connection.flushdb()
+        self._decisions.clear()
+        self._ids = random.Random(self.seed ^ 0x52)
+        self._worker = None
+        self.bridge.reset()
+
+    def close(self) -> None:
+        self._worker = None
+
+
+def _func_name(fn: Callable[..., Any]) -> str:
+    return f"{fn.__module__}.{fn.__qualname__}"
+
+
+def _job_class(engine: RQEngine) -> type[RQJob]:
+    class HarnessJob(RQJob):
+        """RQ's Job, resolving functions the engine knows and running them inside the bridge's seam."""
+
+        @property
+        def func(self) -> Any:
+            found = engine._functions.get(self.func_name)
+            return found if found is not None else super().func
+
+        def _execute(self) -> Any:
+            record = engine._record_for(self)
+            return engine.bridge.run_attempt(record, super()._execute)
+
+    return HarnessJob
+
+
+def _worker_class(engine: RQEngine) -> type[SimpleWorker]:
+    class HarnessWorker(SimpleWorker):
+        """RQ's in-process worker, with no signal handlers and no timeouts, reporting to the bridge."""
+
+        death_penalty_class = _NoDeathPenalty
+
+        def _install_signal_handlers(self) -> None:
+            pass
+
+        def handle_job_success(self, job: RQJob, queue: Queue, *args: Any, **kwargs: Any) -> None:
+            super().handle_job_success(job, queue, *args, **kwargs)
+            engine.bridge.succeeded(engine._record_for(job))
+
+        def handle_job_failure(self, job: RQJob, queue: Queue, *args: Any, **kwargs: Any) -> None:
+            exc = engine._last_exc.pop(job.id, None)
+            super().handle_job_failure(job, queue, *args, **kwargs)
+            engine._after_failure(job, exc)
+
+        def handle_exception(self, job: RQJob, *exc_info: Any) -> None:
+            engine._last_exc[job.id] = exc_info[1]
+            super().handle_exception(job, *exc_info)
+
+    return HarnessWorker
