@@ -1,0 +1,695 @@
+"""The reference engine: Sidekiq's retry, dead-set, handler and shutdown rules, in-process and deterministic.
+
+Single-threaded on a `VirtualClock`; every random draw (retry jitter, weighted queue picks, job ids) comes
+from the seed, so one seed always gives the same event log, byte for byte. Fast enough to run thousands of
+exploration plans: `reset()` clears a few containers and a 26-attempt life to the dead set takes well
+under a millisecond of bookkeeping.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import logging
+import math
+import random
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from functools import partial
+from typing import Any, Literal
+
+from harness.clock import VirtualClock
+from harness.engines.base import (
+    Engine,
+    Event,
+    EventKind,
+    Hooks,
+    Job,
+    JobRecord,
+    Stats,
+    _current,
+    check_json_args,
+)
+from harness.errors import ConfigurationError, InjectedCrash, Shutdown
+
+__all__ = [
+    "DEFAULT_DEAD_MAX_JOBS",
+    "DEFAULT_DEAD_TIMEOUT_S",
+    "DEFAULT_SHUTDOWN_TIMEOUT",
+    "MAX_ERROR_MESSAGE",
+    "SimCore",
+    "SimEngine",
+    "default_retry_delay",
+]
+
+_log = logging.getLogger("harness.engines.sim")
+
+DEFAULT_DEAD_MAX_JOBS = 10_000
+DEFAULT_DEAD_TIMEOUT_S = 180 * 24 * 3600
+DEFAULT_SHUTDOWN_TIMEOUT = 25.0
+#: Sidekiq keeps the first 10,000 characters of an error message in the job's payload.
+MAX_ERROR_MESSAGE = 10_000
+
+_JOB_RAISED = "Job raised exception"
+
+
+def default_retry_delay(count: int, rng: random.Random) -> int:
+    """Sidekiq's delay before the retry that follows failure `count` (0-based): count**4 + 15 + jitter.
+
+    The jitter is Ruby's `rand(10 * (count + 1))`: an integer in [0, 10 * (count + 1)).
+    """
+    return count**4 + 15 + rng.randrange(10 * (count + 1))
+
+
+def _error_message(exc: BaseException) -> str:
+    try:
+        return str(exc)[:MAX_ERROR_MESSAGE]
+    except Exception:  # a broken __str__ must not stop the retry from being recorded
+        return "!!! ERROR MESSAGE THREW AN ERROR !!!"
+
+
+def _caused_by_shutdown(exc: BaseException) -> bool:
+    """A Shutdown, or an exception raised while handling one (Sidekiq walks the cause chain too)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, Shutdown):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+class SimCore(Engine):
+    """What the reference engine and its testing modes share: registry, ids, push, one attempt, the log."""
+
+    name = "sim"
+
+    def __init__(self, *, clock: VirtualClock | None = None, seed: int = 0, hooks: Hooks | None = None):
+        super().__init__(clock=clock, seed=seed, hooks=hooks)
+        self._registry: dict[str, Job] = {}
+        self._job_of: dict[str, Job] = {}
+        self._events: list[Event] = []
+        self._stats = Stats()
+        self._ids = random.Random(f"sim-job-ids:{seed}")
+
+    # -- jobs ---------------------------------------------------------------------------------------
+    def register(self, job: Job) -> None:
+        """Make `job` enqueueable by name; a later registration under the same name replaces it."""
+        if not isinstance(job, Job):
+            raise ConfigurationError(f"register() takes a Job (declare it with @job), not {job!r}")
+        self._registry[job.name] = job
+
+    def _resolve(self, job: Job | str) -> Job:
+        if isinstance(job, Job):
+            if job.name not in self._registry:
+                self._registry[job.name] = job
+            return job
+        found = self._registry.get(job)
+        if found is None:
+            known = ", ".join(sorted(self._registry)) or "none yet"
+            raise ConfigurationError(
+                f"no job named {job!r} is registered (known: {known}); call engine.register(job) "
+                "first or enqueue the Job object itself"
+            )
+        return found
+
+    def _new_record(self, job: Job, args: Sequence[Any], run_at: float | None) -> JobRecord:
+        checked = check_json_args(job.name, args)
+        jid = f"{self._ids.getrandbits(96):024x}"
+        record = JobRecord(jid, job.name, checked, job.options.queue, self.clock.time(), run_at=run_at)
+        self._job_of[jid] = job
+        return record
+
+    def _when(self, delay: float | None, at: float | None) -> float | None:
+        """Absolute run time for a delayed push, None to push now (Sidekiq pushes past times at once)."""
+        if delay is not None and at is not None:
+            raise ConfigurationError("pass either delay= (seconds from now) or at= (clock time), not both")
+        now = self.clock.time()
+        when = None if delay is None and at is None else (now + delay if delay is not None else at)
+        if when is None:
+            return None
+        if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
+            raise ConfigurationError(f"delay= and at= must be finite numbers of seconds, not {when!r}")
+        return float(when) if when > now else None
+
+    def _push_through_client(self, record: JobRecord, push: Callable[[], None]) -> str | None:
+        """Client middleware (outermost first) around `push`; None when one of them stopped it."""
+
+        def innermost() -> str:
+            push()
+            self._log(EventKind.ENQUEUED, record, queue=record.queue, run_at=record.run_at, args=record.args)
+            return record.id
+
+        chain: Callable[[], str | None] = innermost
+        for middleware in reversed(self.hooks.client_middleware):
+            chain = partial(middleware, record, chain)
+        pushed = chain()
+        if pushed is None:
+            self._job_of.pop(record.id, None)
+            return None
+        return record.id
+
+    # -- one attempt --------------------------------------------------------------------------------
+    def _attempt(self, record: JobRecord, job: Job) -> BaseException | None:
+        """Observers, then server middleware (outermost first) around the job; the exception, if any.
+
+        KeyboardInterrupt and SystemExit propagate: they stop the harness, not the job.
+        """
+        hooks = self.hooks
+        attempt = record.attempt
+        started = self.clock.time()
+        self._log(EventKind.STARTED, record, attempt, queue=record.queue)
+        for observer in hooks.observers:
+            observer.attempt_started(record, attempt)
+        args = record.args
+        chain: Callable[[], Any] = partial(job.fn, *args)
+        for middleware in reversed(hooks.server_middleware):
+            chain = partial(middleware, record, chain)
+        error: BaseException | None = None
+        self._stats.processed += 1
+        try:
+            chain()
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as exc:
+            error = exc
+            self._stats.failed += 1
+        for observer in hooks.observers:
+            observer.attempt_finished(record, attempt, error)
+        if error is None:
+            self._log(EventKind.SUCCEEDED, record, attempt, duration=self.clock.time() - started)
+        return error
+
+    def _log(self, kind: EventKind, record: JobRecord, attempt: int | None = None, **detail: Any) -> None:
+        self._events.append(
+            Event(
+                self.clock.time(),
+                kind,
+                record.id,
+                record.job,
+                record.attempt if attempt is None else attempt,
+                detail,
+            )
+        )
+
+    # -- running ------------------------------------------------------------------------------------
+    def step(self) -> bool:
+        token = _current.set(self)
+        try:
+            return self._step()
+        finally:
+            _current.reset(token)
+
+    def _step(self) -> bool:
+        raise NotImplementedError
+
+    # -- inspecting ---------------------------------------------------------------------------------
+    @property
+    def events(self) -> list[Event]:
+        return self._events
+
+    @property
+    def stats(self) -> Stats:
+        return self._stats
+
+    def queue_latency(self, queue: str) -> float:
+        """Seconds the oldest job waiting in `queue` has waited (0 when it is empty), as Sidekiq reports."""
+        waiting = self.queued(queue)
+        if not waiting:
+            return 0.0
+        return max(0.0, self.clock.time() - waiting[0].enqueued_at)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything observable, JSON-simple: stats, queues, sets and the event log."""
+        return {
+            "engine": self.name,
+            "seed": self.seed,
+            "now": self.clock.time(),
+            "stats": {"processed": self._stats.processed, "failed": self._stats.failed},
+            "queued": [r.to_dict() for r in self.queued()],
+            "scheduled": [r.to_dict() for r in self.scheduled()],
+            "retries": [r.to_dict() for r in self.retries()],
+            "dead": [r.to_dict() for r in self.dead()],
+            "events": [e.to_dict() for e in self._events],
+        }
+
+    def to_json(self) -> str:
+        """`to_dict()` as canonical JSON: the same seed and the same calls give the same bytes."""
+        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+
+    def events_json(self) -> str:
+        """The event log alone as canonical JSON."""
+        return json.dumps([e.to_dict() for e in self._events], sort_keys=True, separators=(",", ":"))
+
+    def _reset_core(self) -> None:
+        self._job_of.clear()
+        self._events = []
+        self._stats = Stats()
+        self._ids.seed(f"sim-job-ids:{self.seed}")
+
+
+QueueSpec = Sequence[str] | Mapping[str, int]
+
+
+class _QueueOrder:
+    """Which queue the next fetch takes from, as Sidekiq's fetcher decides.
+
+    A list is strict priority (the first non-empty queue wins); a dict of weights picks among the
+    non-empty queues with probability proportional to weight (Sidekiq's shuffled, weight-repeated list
+    gives exactly that). All weights 0 means strict, in the dict's order; all 1 means random. Queues
+    nobody configured come last, in name order (see `SimEngine`).
+    """
+
+    def __init__(self, queues: QueueSpec, strict: bool | None) -> None:
+        if isinstance(queues, str) or not queues:
+            raise ConfigurationError(
+                f"queues must be a non-empty list of names or a dict of weights, not {queues!r}"
+            )
+        if isinstance(queues, Mapping):
+            weights = dict(queues)
+            for name, weight in weights.items():
+                if not isinstance(weight, int) or isinstance(weight, bool) or weight < 0:
+                    raise ConfigurationError(
+                        f"queue weight of {name!r} must be a non-negative int, not {weight!r}"
+                    )
+            weighted = not all(w == 0 for w in weights.values()) if strict is None else not strict
+        else:
+            weights = dict.fromkeys(queues, 1)
+            weighted = strict is False
+        for name in weights:
+            if not isinstance(name, str) or not name:
+                raise ConfigurationError(f"queue names must be non-empty strings, not {name!r}")
+        self.configured: list[str] = list(weights)
+        # Sidekiq repeats each queue max(weight, 1) times before shuffling.
+        self.weights: list[int] = [max(w, 1) for w in weights.values()]
+        self.weighted = weighted and len(self.configured) > 1
+
+    def mode(self) -> Literal["strict", "weighted"]:
+        return "weighted" if self.weighted else "strict"
+
+
+class SimEngine(SimCore):
+    """Sidekiq in one thread on a virtual clock. See docs/engines/sim.md for the rules it follows.
+
+    `queues`: a list in strict priority order, or a dict of weights (`{"critical": 3, "default": 1}`),
+    weighted picks drawn from the seed; `strict` forces strict order (True) or equal-weight random
+    order (False) instead. A job pushed to a queue nobody configured still runs, after every
+    configured queue, in queue-name order: a test that forgot a queue name should see its job run,
+    not hang with it stuck (a real Sidekiq process would never fetch it). `unknown_queues="refuse"`
+    turns that into an error at enqueue time instead.
+
+    `dead_max_jobs` / `dead_timeout_s` bound the dead set, trimmed on each insert exactly as Sidekiq
+    trims it (`ZREMRANGEBYSCORE` by age, then `ZREMRANGEBYRANK 0 -max`, which leaves at most
+    `dead_max_jobs - 1` entries). `shutdown_timeout` is Sidekiq's `-t` (25 s).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: VirtualClock | None = None,
+        seed: int = 0,
+        hooks: Hooks | None = None,
+        queues: QueueSpec = ("default",),
+        strict: bool | None = None,
+        unknown_queues: Literal["run", "refuse"] = "run",
+        dead_max_jobs: int = DEFAULT_DEAD_MAX_JOBS,
+        dead_timeout_s: float = DEFAULT_DEAD_TIMEOUT_S,
+        shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        super().__init__(clock=clock, seed=seed, hooks=hooks)
+        if unknown_queues not in ("run", "refuse"):
+            raise ConfigurationError(f"unknown_queues must be 'run' or 'refuse', not {unknown_queues!r}")
+        if not isinstance(dead_max_jobs, int) or dead_max_jobs < 0:
+            raise ConfigurationError(f"dead_max_jobs must be a non-negative int, not {dead_max_jobs!r}")
+        if shutdown_timeout < 0:
+            raise ConfigurationError(f"shutdown_timeout must be >= 0 seconds, not {shutdown_timeout!r}")
+        self._order = _QueueOrder(queues, strict)
+        self._weight_of = dict(zip(self._order.configured, self._order.weights, strict=True))
+        self.unknown_queues = unknown_queues
+        self.dead_max_jobs = dead_max_jobs
+        self.dead_timeout_s = float(dead_timeout_s)
+        self.shutdown_timeout = float(shutdown_timeout)
+        self._jitter = random.Random(seed)
+        self._queue_rng = random.Random(f"sim-queues:{seed}")
+        self._queues: dict[str, deque[JobRecord]] = {}
+        self._fetch_order: list[str] = []
+        self._scheduled: list[tuple[float, int, JobRecord]] = []
+        self._retries: list[tuple[float, int, JobRecord]] = []
+        self._dead: deque[tuple[float, JobRecord]] = deque()
+        self._seq = 0
+        self._running: JobRecord | None = None
+        self._pushed_back = False
+        self._quiet = False
+        self._term_at: float | None = None
+        self._deadline: float | None = None
+        self._term_timeout = self.shutdown_timeout
+        self._unlisten: Callable[[], None] | None = None
+        self._reset_queues()
+
+    @property
+    def queue_mode(self) -> Literal["strict", "weighted"]:
+        """How the next queue is chosen: strict priority, or weighted random from the seed."""
+        return self._order.mode()
+
+    # -- pushing ------------------------------------------------------------------------------------
+    def enqueue(
+        self, job: Job | str, *args: Any, delay: float | None = None, at: float | None = None
+    ) -> str | None:
+        """Push now, in `delay` seconds, or at clock time `at`; the job's id, or None if a client
+        middleware stopped the push. Works from inside a running job (a chain)."""
+        resolved = self._resolve(job)
+        queue = resolved.options.queue
+        if queue not in self._queues and self.unknown_queues == "refuse":
+            raise ConfigurationError(
+                f"{resolved.name} goes to queue {queue!r}, which this engine does not serve "
+                f"(queues: {', '.join(self._order.configured)}); add it to queues= or pass "
+                "unknown_queues='run'"
+            )
+        record = self._new_record(resolved, args, self._when(delay, at))
+        return self._push_through_client(record, partial(self._push, record))
+
+    def _push(self, record: JobRecord) -> None:
+        if record.run_at is None:
+            self._queue(record.queue).append(record)
+        else:
+            self._seq += 1
+            heapq.heappush(self._scheduled, (record.run_at, self._seq, record))
+
+    def _queue(self, name: str) -> deque[JobRecord]:
+        found = self._queues.get(name)
+        if found is None:
+            found = self._queues[name] = deque()
+            extras = sorted(n for n in self._queues if n not in self._weight_of)
+            self._fetch_order = self._order.configured + extras
+        return found
+
+    # -- running ------------------------------------------------------------------------------------
+    def _step(self) -> bool:
+        if self._quiet:
+            return False
+        now = self.clock.time()
+        retries, scheduled = self._retries, self._scheduled
+        # Sidekiq's poller moves due retries first, then due scheduled jobs, to the tail of their queues.
+        while retries and retries[0][0] <= now:
+            self._enqueue_due(heapq.heappop(retries)[2], now)
+        while scheduled and scheduled[0][0] <= now:
+            self._enqueue_due(heapq.heappop(scheduled)[2], now)
+        record = self._fetch()
+        if record is None:
+            return False
+        self._perform(record)
+        return True
+
+    def _enqueue_due(self, record: JobRecord, now: float) -> None:
+        record.run_at = None
+        record.enqueued_at = now
+        self._queue(record.queue).append(record)
+
+    def _fetch(self) -> JobRecord | None:
+        queues = self._queues
+        if self._order.weighted:
+            ready = [name for name in self._order.configured if queues[name]]
+            if len(ready) == 1:
+                return queues[ready[0]].popleft()
+            if ready:
+                weights = [self._weight_of[name] for name in ready]
+                return queues[self._queue_rng.choices(ready, weights)[0]].popleft()
+        for name in self._fetch_order:
+            waiting = queues[name]
+            if waiting:
+                return waiting.popleft()
+        return None
+
+    def next_due(self) -> float | None:
+        if self._quiet:
+            return None
+        due = [heap[0][0] for heap in (self._scheduled, self._retries) if heap]
+        if self._term_at is not None:
+            if self._term_at <= self.clock.time():
+                self._on_clock(self.clock.time())
+                return None
+            due.append(self._term_at)
+        return min(due) if due else None
+
+    def drain(self) -> int:
+        """Run every job that is due now, without moving the clock; the number run."""
+        ran = 0
+        while self.step():
+            ran += 1
+        return ran
+
+    def advance_to_next(self) -> float | None:
+        """Move the clock to the next due job (or pending TERM); that time, or None if nothing waits."""
+        due = self.next_due()
+        if due is not None and due > self.clock.time():
+            self.clock.advance_to(due)
+        return due
+
+    def _perform(self, record: JobRecord) -> None:
+        job = self._job_of[record.id]
+        attempt = record.attempt
+        self._running = record
+        self._pushed_back = False
+        try:
+            error = self._attempt(record, job)
+        finally:
+            self._running = None
+        if error is None:
+            return
+        if _caused_by_shutdown(error):
+            # At least once: the job goes back untouched (no retry count, no handlers) and runs again.
+            if not self._pushed_back:
+                self._push_back(record, None)
+            return
+        self._fail(job, record, error, attempt)
+
+    # -- failure routing, in Sidekiq's order ---------------------------------------------------------
+    def _fail(self, job: Job, record: JobRecord, exc: BaseException, attempt: int) -> None:
+        before = record.to_dict()
+        now = self.clock.time()
+        error_class = type(exc).__name__
+        message = _error_message(exc)
+        self._log(EventKind.FAILED, record, attempt, error_class=error_class, error_message=message)
+        options = job.options
+        max_retries = options.max_retries
+        if max_retries is None:
+            # retry=False: no retry set, no dead set; Sidekiq's global retry handler runs the death handlers.
+            self._death_handlers(record, exc, attempt)
+        else:
+            record.error_class = error_class
+            record.error_message = message
+            if record.retry_count is None:
+                record.failed_at = now
+                record.retry_count = 0
+            else:
+                record.retried_at = now
+                record.retry_count += 1
+            count = record.retry_count
+            if count >= max_retries:
+                self._exhausted(job, record, exc, attempt)
+            else:
+                self._retry(job, record, exc, attempt, count, now)
+        # A dead process reports nothing: an injected crash reaches no error handler.
+        if not isinstance(exc, InjectedCrash):
+            self._error_handlers(exc, {"context": _JOB_RAISED, "job": before}, record, attempt)
+
+    def _retry(
+        self, job: Job, record: JobRecord, exc: BaseException, attempt: int, count: int, now: float
+    ) -> None:
+        answer: Any = None
+        rule = job.options.retry_in
+        if rule is not None:
+            try:
+                answer = rule(count, exc, record)
+            except Exception as rule_error:
+                context = {
+                    "context": f"Failure scheduling retry using the defined `retry_in` in {job.name}, "
+                    "falling back to default",
+                    "job": record.to_dict(),
+                }
+                self._error_handlers(rule_error, context, record, attempt)
+                answer = None
+        if isinstance(answer, str):
+            if answer == "discard":
+                record.discarded_at = now
+                self._log(EventKind.DISCARDED, record, attempt, reason="retry_in")
+                self._death_handlers(record, exc, attempt)
+                return
+            if answer == "kill":
+                self._exhausted(job, record, exc, attempt)
+                return
+            _log.warning("retry_in of %s answered %r; using the default delay", job.name, answer)
+        delay = count**4 + 15
+        if isinstance(answer, float) and math.isfinite(answer):
+            answer = int(answer)  # Ruby's Float#to_i
+        if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0:
+            delay = answer
+        delay += self._jitter.randrange(10 * (count + 1))
+        run_at = now + delay
+        record.run_at = run_at
+        self._seq += 1
+        heapq.heappush(self._retries, (run_at, self._seq, record))
+        self._log(EventKind.RETRY_SCHEDULED, record, attempt, delay=delay, retry_count=count, run_at=run_at)
+
+    def _exhausted(self, job: Job, record: JobRecord, exc: BaseException, attempt: int) -> None:
+        answer: Any = None
+        callback = job.options.retries_exhausted
+        if callback is not None:
+            self._log(EventKind.EXHAUSTED_CALLED, record, attempt)
+            try:
+                answer = callback(record, exc)
+            except Exception as callback_error:
+                context = {"context": "Error calling retries_exhausted", "job": record.to_dict()}
+                self._error_handlers(callback_error, context, record, attempt)
+        if not job.options.dead or (isinstance(answer, str) and answer == "discard"):
+            record.discarded_at = self.clock.time()
+            reason = "dead=False" if not job.options.dead else "retries_exhausted"
+            self._log(EventKind.DISCARDED, record, attempt, reason=reason)
+        else:
+            self._kill(record)
+            self._log(EventKind.DEAD, record, attempt, error_class=record.error_class)
+        self._death_handlers(record, exc, attempt)
+
+    def _kill(self, record: JobRecord) -> None:
+        now = self.clock.time()
+        dead = self._dead
+        dead.append((now, record))
+        cutoff = now - self.dead_timeout_s
+        while dead and dead[0][0] <= cutoff:
+            dead.popleft()
+        # ZREMRANGEBYRANK dead 0 -max: ranks 0 .. len-max inclusive (with -0 meaning rank 0).
+        last = len(dead) - self.dead_max_jobs if self.dead_max_jobs else 0
+        for _ in range(last + 1):
+            dead.popleft()
+
+    def _death_handlers(self, record: JobRecord, exc: BaseException, attempt: int) -> None:
+        for handler in self.hooks.death_handlers:
+            self._log(EventKind.DEATH_HANDLER_CALLED, record, attempt, error_class=type(exc).__name__)
+            try:
+                handler(record, exc)
+            except Exception as handler_error:
+                context = {"context": "Error calling death handler", "job": record.to_dict()}
+                self._error_handlers(handler_error, context, record, attempt)
+
+    def _error_handlers(
+        self, exc: BaseException, context: dict[str, Any], record: JobRecord, attempt: int
+    ) -> None:
+        for handler in self.hooks.error_handlers:
+            self._log(
+                EventKind.ERROR_HANDLER_CALLED,
+                record,
+                attempt,
+                error_class=type(exc).__name__,
+                context=context["context"],
+            )
+            try:
+                handler(exc, context)
+            except Exception:  # Sidekiq logs a broken error handler and carries on
+                _log.exception("an error handler raised while reporting %s", type(exc).__name__)
+
+    # -- quiet and shutdown ---------------------------------------------------------------------------
+    @property
+    def state(self) -> Literal["running", "quiet", "stopping", "stopped"]:
+        """`running`; `quiet` (fetching stopped); `stopping` (TERM received, a job still runs);
+        `stopped` (TERM received, nothing runs)."""
+        if not self._quiet:
+            return "running"
+        if self._deadline is None:
+            return "quiet"
+        return "stopping" if self._running is not None else "stopped"
+
+    def quiet(self) -> None:
+        """Stop fetching jobs and moving due ones to their queues (Sidekiq's TSTP); a running job goes on."""
+        self._quiet = True
+
+    def start(self) -> None:
+        """Fetch again after `quiet()` or `shutdown()`; pushed-back jobs run first (queue heads)."""
+        self._quiet = False
+        self._term_at = None
+        self._deadline = None
+        self._listen(False)
+
+    def shutdown(self, timeout: float | None = None, *, at: float | None = None) -> None:
+        """Sidekiq's TERM, now or when the clock reaches `at`: go quiet, give a running job `timeout`
+        seconds (default `shutdown_timeout`), then push it back to the head of its queue and raise
+        `harness.Shutdown` into it.
+
+        In one thread a job is "still running" while it sleeps on the clock, so a job is interrupted
+        at the first clock move that reaches the deadline (the PUSHED_BACK event records the deadline).
+        `start()` resumes.
+        """
+        self._term_timeout = self.shutdown_timeout if timeout is None else float(timeout)
+        if self._term_timeout < 0:
+            raise ConfigurationError(f"timeout must be >= 0 seconds, not {timeout!r}")
+        now = self.clock.time()
+        self._term_at = now if at is None or at <= now else float(at)
+        self._listen(True)
+        if self._term_at <= now:
+            self._on_clock(now)
+
+    def _listen(self, on: bool) -> None:
+        if on and self._unlisten is None:
+            self._unlisten = self.clock.on_advance(self._on_clock)
+        elif not on and self._unlisten is not None:
+            unlisten, self._unlisten = self._unlisten, None
+            # The clock may have been swapped in between; then there is nothing left to remove.
+            with contextlib.suppress(ValueError):
+                unlisten()
+
+    def _on_clock(self, now: float) -> None:
+        if self._term_at is not None and now >= self._term_at:
+            self._quiet = True
+            self._deadline = self._term_at + self._term_timeout
+            self._term_at = None
+        running = self._running
+        if running is not None and self._deadline is not None and now >= self._deadline:
+            if not self._pushed_back:
+                self._push_back(running, self._deadline)
+            raise Shutdown(f"{running.job} ({running.id}) still ran when the shutdown deadline passed")
+
+    def _push_back(self, record: JobRecord, deadline: float | None) -> None:
+        # A copy goes back, as Sidekiq requeues the payload: the running attempt may yet swallow the
+        # Shutdown and finish, and then the job runs twice.
+        self._pushed_back = True
+        copy = replace(record, args=list(record.args))
+        self._queue(record.queue).appendleft(copy)
+        self._log(EventKind.PUSHED_BACK, record, queue=record.queue, deadline=deadline)
+
+    # -- inspecting ---------------------------------------------------------------------------------
+    def queued(self, queue: str | None = None) -> list[JobRecord]:
+        if queue is not None:
+            return list(self._queues.get(queue, ()))
+        return [record for name in self._fetch_order for record in self._queues[name]]
+
+    def scheduled(self) -> list[JobRecord]:
+        return [entry[2] for entry in sorted(self._scheduled)]
+
+    def retries(self) -> list[JobRecord]:
+        return [entry[2] for entry in sorted(self._retries)]
+
+    def dead(self) -> list[JobRecord]:
+        return [record for _, record in reversed(self._dead)]
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+    def _reset_queues(self) -> None:
+        self._queues = {name: deque() for name in self._order.configured}
+        self._fetch_order = list(self._order.configured)
+
+    def reset(self) -> None:
+        self._reset_core()
+        self._reset_queues()
+        self._scheduled.clear()
+        self._retries.clear()
+        self._dead.clear()
+        self._seq = 0
+        self._jitter.seed(self.seed)
+        self._queue_rng.seed(f"sim-queues:{self.seed}")
+        self._running = None
+        self._pushed_back = False
+        self.start()
+
+    def close(self) -> None:
+        self._listen(False)
