@@ -19,6 +19,7 @@ from typing import Any
 
 from celery import Celery, signals
 from celery.app.task import Task
+from celery.backends.base import KeyValueStoreBackend
 from celery.exceptions import Ignore, Reject, Retry
 from celery.worker.request import Request
 
@@ -56,6 +57,30 @@ class _VirtualApp(Celery):
         return datetime.fromtimestamp(self.harness_clock.time(), UTC)
 
 
+class _DictBackend(KeyValueStoreBackend):
+    """Celery's key-value result backend on a dict of this app's own (the memory cache is process-wide)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._data: dict[Any, Any] = {}
+
+    def get(self, key: Any) -> Any:
+        return self._data.get(key)
+
+    def mget(self, keys: Any) -> list[Any]:
+        return [self._data.get(key) for key in keys]
+
+    def set(self, key: Any, value: Any) -> None:
+        self._data[key] = value
+
+    def delete(self, key: Any) -> None:
+        self._data.pop(key, None)
+
+    def incr(self, key: Any) -> int:
+        self._data[key] = int(self._data.get(key) or 0) + 1
+        return int(self._data[key])
+
+
 class CeleryEngine(Engine):
     """Celery on `memory://`, one task per `step`, on a virtual clock.
 
@@ -74,9 +99,10 @@ class CeleryEngine(Engine):
         self.bridge = Bridge(self)
         self._prefix = f"harness{next(_engines)}"
         self.app = _VirtualApp(
-            self._prefix, broker="memory://", backend="cache+memory://", set_as_current=False
+            self._prefix, broker="memory://", backend=f"{__name__}:_DictBackend", set_as_current=False
         )
         self.app.harness_clock = self.clock
+        self.app.finalize(auto=True)
         self.app.conf.update(
             task_serializer="json",
             accept_content=["json"],
@@ -85,6 +111,7 @@ class CeleryEngine(Engine):
             broker_connection_retry_on_startup=False,
         )
         self._tasks: dict[str, Task] = {}
+        self._task_queue: dict[str, str] = {}
         self._jobs: dict[str, Job] = {}
         self._queues: list[str] = []
         self._ready: dict[str, deque[Any]] = {}
@@ -113,15 +140,17 @@ class CeleryEngine(Engine):
         if isinstance(job, Job):
             if job.name not in self._tasks:
                 self._jobs[job.name] = job
-                self._declare(job.name, job.options.queue, job.fn, {}, Task, bind_user=False, job=job)
+                settings = {"max_retries": job.options.max_retries or 0}
+                self._declare(job.name, job.options.queue, job.fn, settings, Task, bind_user=False, job=job)
         elif isinstance(job, Task):
+            job = _evaluated(job)
             if job.name not in self._tasks:
                 raw = type(job).__dict__.get("run")
                 bind = not isinstance(raw, staticmethod)
                 fn = raw.__func__ if isinstance(raw, staticmethod) else raw
                 settings = {key: getattr(job, key) for key in NATIVE_SETTINGS if hasattr(job, key)}
                 base = next(c for c in type(job).__mro__[1:] if issubclass(c, Task))
-                queue = job.queue or "default"
+                queue = _native_queue(job)
                 self._declare(job.name, queue, fn, settings, base, bind_user=bind)
         else:
             raise ConfigurationError(f"cannot register {job!r}: pass a harness job or a Celery task")
@@ -167,8 +196,11 @@ class CeleryEngine(Engine):
                 raise error from exc
 
         run.__name__ = name.rsplit(".", 1)[-1]
-        task = self.app.task(run, name=name, bind=True, base=base, queue=self._qname(queue), **settings)
+        # Shared tasks of every app land in this one when it is finalised; ours replaces the user's.
+        self.app.tasks.pop(name, None)
+        task = self.app.task(run, name=name, bind=True, base=base, shared=False, **settings)
         self._tasks[name] = task
+        self._task_queue[name] = queue
         if queue not in self._queues:
             self._queues.append(queue)
             self._ready[queue] = deque()
@@ -179,7 +211,7 @@ class CeleryEngine(Engine):
                 raise ConfigurationError(f"no job named {job!r} is registered on the celery engine")
             return self._tasks[job]
         self.register(job)
-        return self._tasks[job.name]
+        return self._tasks[job.name if isinstance(job, Job) else _evaluated(job).name]
 
     def enqueue(
         self, job: Job | Task | str, *args: Any, delay: float | None = None, at: float | None = None
@@ -189,12 +221,18 @@ class CeleryEngine(Engine):
         now = self.clock.time()
         when = at if at is not None else (now + delay if delay else None)
         task_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
-        queue = task.queue.split(".", 1)[1]
+        queue = self._task_queue[task.name]
         record = self.bridge.record(task_id, task.name, arguments, queue, run_at=when)
 
         def push() -> str:
             eta = None if when is None or when <= now else datetime.fromtimestamp(when, UTC)
-            task.apply_async(args=arguments, task_id=task_id, eta=eta, connection=self._connection)
+            task.apply_async(
+                args=arguments,
+                task_id=task_id,
+                eta=eta,
+                queue=self._qname(queue),
+                connection=self._connection,
+            )
             return task_id
 
         return self.bridge.push(record, push)
@@ -329,8 +367,7 @@ class CeleryEngine(Engine):
         for queue in self._queues:
             self._ready[queue].clear()
         self._held.clear()
-        for task_id in self._dead_ids:
-            self.app.AsyncResult(task_id).forget()
+        self.app.backend._data.clear()
         self._dead_ids.clear()
         self._eta.clear()
         self._decisions.clear()
@@ -346,3 +383,20 @@ class CeleryEngine(Engine):
 
 def _unwrap(exc: BaseException) -> BaseException:
     return exc.crash if isinstance(exc, WorkerCrashed) else exc
+
+
+def _evaluated(task: Task) -> Task:
+    """The task behind a lazy `@app.task` proxy (apps that are not finalised hand out proxies)."""
+    getter = getattr(task, "_get_current_object", None)
+    return getter() if getter is not None else task
+
+
+def _native_queue(task: Task) -> str:
+    """The queue a native task is routed to by its own app: `queue=` on the task, or its routes."""
+    declared = type(task).__dict__.get("queue")
+    if declared:
+        return str(declared)
+    route = task.app.amqp.router.route({}, task.name, (), {})
+    queue = route.get("queue")
+    name = getattr(queue, "name", queue)
+    return "default" if not name or name == task.app.conf.task_default_queue else str(name)

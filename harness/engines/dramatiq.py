@@ -231,14 +231,16 @@ class DramatiqEngine(Engine):
     def _declare(
         self, name: str, queue: str, priority: int, fn: Callable[..., Any], options: dict[str, Any]
     ) -> None:
-        try:
-            actor = dramatiq.Actor(
-                fn, broker=self.broker, actor_name=name, queue_name=queue, priority=priority, options=options
-            )
-        except ValueError as exc:
+        unknown = set(options) - set(self.broker.actor_options)
+        if unknown:
+            # Dramatiq ignores options no middleware declares; a test must not silently drop them.
             raise ConfigurationError(
-                f"actor {name}: {exc}; build the engine with middleware=[...] that declares those options"
-            ) from None
+                f"actor {name} uses {sorted(unknown)}, which no middleware of this engine declares; "
+                "build the engine with middleware=[...] that includes the middleware declaring them"
+            )
+        actor = dramatiq.Actor(
+            fn, broker=self.broker, actor_name=name, queue_name=queue, priority=priority, options=options
+        )
         self._actors[name] = actor
         if queue not in self._queues:
             self._queues.append(queue)
