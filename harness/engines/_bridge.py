@@ -9,6 +9,7 @@ backend only has to translate a `Decision` into its engine's native mechanism.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.engines.base import Engine, Event, EventKind, Job, JobOptions, JobRecord, Stats
+from harness.errors import InjectedCrash
 
 __all__ = ["Bridge", "Decision", "WorkerCrashed", "decide", "sidekiq_delay"]
 
@@ -70,8 +72,10 @@ def decide(
         return Decision("dead", exhausted=True) if options.dead else Decision("discard", exhausted=True)
     if answer == "discard":
         return Decision("discard")
-    if isinstance(answer, int | float) and not isinstance(answer, bool) and answer > 0:
-        return Decision("retry", float(answer) + rng.randrange(10 * (count + 1)))
+    if isinstance(answer, float) and math.isfinite(answer):
+        answer = int(answer)  # Sidekiq takes whole seconds (Ruby's Float#to_i)
+    if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0:
+        return Decision("retry", float(answer + rng.randrange(10 * (count + 1))))
     return Decision("retry", sidekiq_delay(count, rng))
 
 
@@ -126,7 +130,7 @@ class Bridge:
         if pushed is None:
             self.records.pop(record.id, None)
             return None
-        self.emit(EventKind.ENQUEUED, record, queue=record.queue, run_at=record.run_at)
+        self.emit(EventKind.ENQUEUED, record, queue=record.queue, run_at=record.run_at, args=record.args)
         return record.id
 
     # -- server side -----------------------------------------------------------------------------------
@@ -175,7 +179,9 @@ class Bridge:
         self.emit(
             EventKind.FAILED, record, error_class=record.error_class, error_message=record.error_message
         )
-        self.error_handlers(exc, before, record)
+        # A dead process reports nothing: an injected crash reaches no error handler.
+        if not isinstance(exc, InjectedCrash):
+            self.error_handlers(exc, before, record)
 
     def error_handlers(self, exc: BaseException, job_dict: dict[str, Any], record: JobRecord) -> None:
         for handler in self.engine.hooks.error_handlers:
@@ -184,27 +190,38 @@ class Bridge:
 
     def retry_scheduled(self, record: JobRecord, at: float) -> None:
         record.run_at = at
-        self.emit(EventKind.RETRY_SCHEDULED, record, at=at, delay=at - self.engine.clock.time())
+        delay = at - self.engine.clock.time()
+        self.emit(EventKind.RETRY_SCHEDULED, record, delay=delay, retry_count=record.retry_count, run_at=at)
 
-    def died(
-        self,
-        record: JobRecord,
-        exc: BaseException,
-        *,
-        job: Job | None,
-        dead_set: bool,
-        exhausted: bool = True,
-    ) -> None:
-        """Exhaustion (or discard): the exhausted block of a harness job, the event, death handlers."""
-        if exhausted and job is not None and job.options.retries_exhausted is not None:
+    def decide(self, job: Job, count: int, exc: BaseException, record: JobRecord) -> Decision:
+        """Sidekiq's routing of a harness job's failure; at exhaustion its exhausted block runs here,
+        before the engine files the job anywhere, and may answer "discard" to keep it out of the dead set."""
+        decision = decide(job.options, count, exc, record, self.rng)
+        callback = job.options.retries_exhausted
+        if decision.exhausted and callback is not None:
             self.emit(EventKind.EXHAUSTED_CALLED, record)
-            _guarded(job.options.retries_exhausted, record, exc)
+            answer = _guarded(callback, record, exc)
+            if decision.kind == "dead" and isinstance(answer, str) and answer == "discard":
+                return Decision("discard", exhausted=True)
+        return decision
+
+    def died(self, record: JobRecord, exc: BaseException, *, dead_set: bool) -> None:
+        """The job is over: filed in the dead set, or discarded; then the death handlers."""
         if dead_set:
             self.emit(EventKind.DEAD, record, error_class=type(exc).__name__)
         else:
             record.discarded_at = self.engine.clock.time()
             self.emit(EventKind.DISCARDED, record, error_class=type(exc).__name__)
         self.death_handlers(record, exc)
+
+    def settle(self, record: JobRecord, exc: BaseException, decision: Decision | None) -> None:
+        """Finish a job the engine did not retry: `decision` is None for the engine's own death."""
+        if decision is None or decision.kind == "dead":
+            self.died(record, exc, dead_set=True)
+        elif decision.kind == "discard":
+            self.died(record, exc, dead_set=False)
+        else:  # retry=False: no retry set, no dead set; Sidekiq still runs the death handlers
+            self.death_handlers(record, exc)
 
     def death_handlers(self, record: JobRecord, exc: BaseException) -> None:
         for handler in self.engine.hooks.death_handlers:
@@ -241,9 +258,10 @@ def _bind(
     return lambda: middleware(record, call_next)
 
 
-def _guarded(handler: Callable[..., Any], *args: Any) -> None:
+def _guarded(handler: Callable[..., Any], *args: Any) -> Any:
     # A broken handler must not change the job's routing; engines log and carry on, and so do we.
     try:
-        handler(*args)
+        return handler(*args)
     except Exception:
         _log.exception("handler %r raised", handler)
+        return None

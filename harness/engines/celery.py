@@ -24,7 +24,7 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.worker.request import Request
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision, WorkerCrashed, decide
+from harness.engines._bridge import Bridge, Decision, WorkerCrashed
 from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
 from harness.errors import ConfigurationError
 
@@ -185,7 +185,7 @@ class CeleryEngine(Engine):
                     if error is exc:
                         raise
                     raise error from exc
-                decision = decide(job.options, self.request.retries, exc, record, engine.bridge.rng)
+                decision = engine.bridge.decide(job, self.request.retries, exc, record)
                 engine._decisions[self.request.id] = decision
                 if decision.kind == "retry":
                     raise self.retry(
@@ -266,12 +266,9 @@ class CeleryEngine(Engine):
         exc = _unwrap(exception)
         self.bridge.failed(record, exc)
         decision = self._decisions.pop(task_id, None)
-        job = self._jobs.get(record.job)
         if decision is None or decision.kind == "dead":
             self._dead_ids.append(task_id)
-            self.bridge.died(record, exc, job=job, dead_set=True)
-        elif decision.kind == "discard":
-            self.bridge.died(record, exc, job=job, dead_set=False, exhausted=decision.exhausted)
+        self.bridge.settle(record, exc, decision)
 
     def _record_for(
         self, task_id: str, name: str = "", args: list[Any] | None = None, queue: str = "default"

@@ -26,7 +26,7 @@ from dramatiq.middleware import Middleware, Retries, default_middleware
 from dramatiq.middleware.time_limit import TimeLimit
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision, decide
+from harness.engines._bridge import Bridge, Decision
 from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
 from harness.errors import ConfigurationError
 
@@ -98,16 +98,14 @@ class _Observe(Middleware):
             engine.bridge.retry_scheduled(record, eta)
         elif message.failed:
             engine._dying[message.message_id] = exc
-        elif decision is not None and decision.kind == "discard":
-            engine.bridge.died(
-                record, exc, job=engine._jobs.get(record.job), dead_set=False, exhausted=decision.exhausted
-            )
+        elif decision is not None:
+            engine.bridge.settle(record, exc, decision)  # discarded or retry=False: acked, not dead-lettered
 
     def after_nack(self, broker: Any, message: Any) -> None:
         exc = self.engine._dying.pop(message.message_id, None)
         if exc is not None:
             record = self.engine._record_for(message)
-            self.engine.bridge.died(record, exc, job=self.engine._jobs.get(record.job), dead_set=True)
+            self.engine.bridge.died(record, exc, dead_set=True)
 
 
 class DramatiqEngine(Engine):
@@ -258,7 +256,7 @@ class DramatiqEngine(Engine):
                 if job is None:
                     raise  # a native actor: Dramatiq's middleware decides, with the actor's options
                 count = 0 if record.retry_count is None else record.retry_count + 1
-                decision = decide(job.options, count, exc, record, engine.bridge.rng)
+                decision = engine.bridge.decide(job, count, exc, record)
                 engine._outcomes[message.message_id] = (exc, decision)
                 if decision.kind == "retry":
                     assert decision.delay is not None

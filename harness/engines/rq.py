@@ -25,7 +25,7 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision, decide
+from harness.engines._bridge import Bridge, Decision
 from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
 from harness.errors import ConfigurationError
 
@@ -198,7 +198,7 @@ class RQEngine(Engine):
         self.bridge.failed(record, exc)
         harness_job = self._jobs.get(job.func_name)
         if harness_job is not None:
-            decision = decide(harness_job.options, record.retry_count or 0, exc, record, self.bridge.rng)
+            decision = self.bridge.decide(harness_job, record.retry_count or 0, exc, record)
             self._decisions[job.id] = decision
             if decision.kind == "retry":
                 # RQ reads the next interval from this list when it calls Job.retry right after us.
@@ -218,14 +218,10 @@ class RQEngine(Engine):
             self.bridge.retry_scheduled(record, score if score is not None else self.clock.time())
             return
         error = exc if exc is not None else RuntimeError(record.error_message or "failed")
-        harness_job = self._jobs.get(job.func_name)
-        if decision is None or decision.kind == "dead":
-            self.bridge.died(record, error, job=harness_job, dead_set=True)
-            return
-        # Sidekiq keeps these out of its dead set; RQ always files them, so take them back out.
-        FailedJobRegistry(job.origin, connection=self.connection).remove(job.id)
-        if decision.kind == "discard":
-            self.bridge.died(record, error, job=harness_job, dead_set=False, exhausted=decision.exhausted)
+        if decision is not None and decision.kind != "dead":
+            # Sidekiq keeps these out of its dead set; RQ always files them, so take them back out.
+            FailedJobRegistry(job.origin, connection=self.connection).remove(job.id)
+        self.bridge.settle(record, error, decision)
 
     def _record_for(self, job: RQJob) -> JobRecord:
         return self.bridge.record(job.id, job.func_name, list(job.args), job.origin)

@@ -72,7 +72,7 @@ def check_retry_false_and_zero_and_dead_false(engine: Engine) -> None:
             j.enqueue()
         engine.run_until_quiet()
     assert [r.job for r in engine.dead()] == ["zero"]
-    assert sorted(deaths) == ["undead", "zero"]
+    assert sorted(deaths) == ["no_retry", "undead", "zero"]  # retry=False still runs death handlers
     assert sorted(errors) == ["no_retry", "undead", "undead", "zero"]
     assert exhausted == ["zero"]
     assert [e.job for e in kinds(engine, EventKind.DISCARDED)] == ["undead"]
