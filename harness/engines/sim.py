@@ -139,8 +139,9 @@ class SimCore(Engine):
         """Client middleware (outermost first) around `push`; None when one of them stopped it."""
 
         def innermost() -> str:
-            push()
+            # Logged before the push: an inline engine runs the job inside `push`.
             self._log(EventKind.ENQUEUED, record, queue=record.queue, run_at=record.run_at, args=record.args)
+            push()
             return record.id
 
         chain: Callable[[], str | None] = innermost
