@@ -622,9 +622,10 @@ class SimEngine(SimCore):
         at the first clock move that reaches the deadline (the PUSHED_BACK event records the deadline).
         `start()` resumes.
         """
-        self._term_timeout = self.shutdown_timeout if timeout is None else float(timeout)
-        if self._term_timeout < 0:
+        grace = self.shutdown_timeout if timeout is None else float(timeout)
+        if grace < 0:
             raise ConfigurationError(f"timeout must be >= 0 seconds, not {timeout!r}")
+        self._term_timeout = grace
         now = self.clock.time()
         self._term_at = now if at is None or at <= now else float(at)
         self._listen(True)
