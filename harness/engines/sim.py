@@ -293,7 +293,7 @@ class _QueueOrder:
 
 
 class SimEngine(SimCore):
-    """Sidekiq in one thread on a virtual clock. See docs/engines/sim.md for the rules it follows.
+    """Sidekiq in one thread on a virtual clock. The rules it follows are in docs/engines/sim.md.
 
     `queues`: a list in strict priority order, or a dict of weights (`{"critical": 3, "default": 1}`),
     weighted picks drawn from the seed; `strict` forces strict order (True) or equal-weight random
