@@ -41,6 +41,16 @@ def test_jitter_is_rand_of_ten_times_count_plus_one_not_a_multiple() -> None:
     assert jitters == set(range(20))
 
 
+def test_the_engine_draws_every_jitter_below_the_bound() -> None:
+    engine = SimEngine(seed=2)
+    for n in range(300):
+        engine.enqueue(always_fails.with_options(retry=2), n)
+    engine.run_until_quiet()
+    scheduled = kinds(engine, EventKind.RETRY_SCHEDULED)
+    second = [e.detail["delay"] - 16 for e in scheduled if e.detail["retry_count"] == 1]
+    assert len(second) == 300 and set(second) == set(range(20))
+
+
 def test_a_job_that_always_fails_dies_after_25_retries_about_20_days_later() -> None:
     calls = Calls()
     engine = engine_with(calls, seed=11)
