@@ -1,0 +1,88 @@
+"""The ASGI skin: a Starlette app whose one route hands every request to `FakeServices.handle`.
+
+Requests that may sleep (a slow service on the wall clock) run in a worker thread so the event loop
+keeps serving; the rest run inline, because the core is fast and the loop is then the only limit.
+A dropped connection is a real one: the server's transport is closed without a response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from fake_services.messages import Call, Reply
+from fake_services.state import FakeServices
+
+__all__ = ["create_app"]
+
+_RAW_SEND = "fake_services.raw_send"
+
+
+class _ServicesApp(Starlette):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette's middleware wraps `send`; keep the server's own so a fault can reach its socket.
+        scope[_RAW_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
+class _Core:
+    def __init__(self, services: FakeServices) -> None:
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks = []
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        call = Call.build(scope["method"], scope["path"], scope.get("query_string", b""), headers,
+                          b"".join(chunks))
+        services = self.services
+        if services.wall_clock and services.may_block(call):
+            reply = await run_in_threadpool(services.handle, call)
+        else:
+            reply = services.handle(call)
+        if reply.action is not None:
+            if reply.action == "timeout":
+                # Hold the connection past the client's limit, then hang up: it never gets an answer.
+                await asyncio.sleep(reply.timeout_s)
+            if _drop_connection(scope):
+                return
+            reply = Reply(502, b"", None, {"connection": "close"})
+        await _send(send, reply)
+
+
+async def _send(send: Send, reply: Reply) -> None:
+    raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in reply.header_list()]
+    raw.append((b"content-length", str(len(reply.body)).encode()))
+    await send({"type": "http.response.start", "status": reply.status, "headers": raw})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
+def _drop_connection(scope: Scope) -> bool:
+    """Close the client's connection without a response; False if the server gives no way to."""
+    # uvicorn's `send` is a bound method of its request cycle, which holds the asyncio transport.
+    cycle: Any = getattr(scope.get(_RAW_SEND), "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None or not hasattr(cycle, "disconnected"):
+        return False
+    cycle.disconnected = True  # tells uvicorn not to answer 500 for the missing response
+    transport.close()
+    return True
+
+
+def create_app(services: FakeServices | None = None) -> Starlette:
+    """The fake services as an ASGI app; give it `services` to share state with other modes."""
+    services = services if services is not None else FakeServices()
+    app = _ServicesApp(routes=[Route("/{path:path}", _Core(services))])
+    app.state.services = services
+    return app

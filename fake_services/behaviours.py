@@ -1,0 +1,198 @@
+"""How a service misbehaves: standing toggles (crash, throttle, sleep) and scheduled faults.
+
+A `Behaviour` is what the seed's "make it behave badly" form holds, kept server-side. A `FaultRule`
+picks particular calls (the next N, the k-th, every k-th, or a seeded coin) and says what goes wrong
+and whether the service's effect happens first. A `Schedule` counts calls for each rule it holds.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["FAULTS", "PHASES", "Behaviour", "FaultRule", "Schedule"]
+
+FAULTS = ("500", "502", "503", "504", "429", "timeout", "drop", "malformed")
+PHASES = ("before", "after")
+_SELECTORS = ("next", "nth", "every", "probability")
+
+
+def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+    return float(value)
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    return value
+
+
+@dataclass
+class Behaviour:
+    """Standing toggles for one service; plain attributes, so tests may set them directly.
+
+    `crash` answers 503 or 504 (or `crash_status`), `throttle` answers 429 (with `Retry-After` when
+    `retry_after` is set), `sleep` delays every call by that many seconds on the services' clock.
+    """
+
+    crash: bool = False
+    throttle: bool = False
+    sleep: float = 0.0
+    retry_after: float | None = None
+    crash_status: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def update(self, changes: Any) -> None:
+        """Apply a partial update from JSON; raises ValueError naming the bad field (nothing applied)."""
+        if not isinstance(changes, dict):
+            raise ValueError("the body must be a JSON object such as {\"crash\": true}")
+        unknown = sorted(set(changes) - set(self.to_dict()))
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(self.to_dict())}")
+        clean: dict[str, Any] = {}
+        for key, value in changes.items():
+            if key in ("crash", "throttle"):
+                clean[key] = _flag(key, value)
+            elif key == "sleep":
+                clean[key] = _number(key, value)
+            elif key == "retry_after":
+                clean[key] = None if value is None else _number(key, value)
+            elif value is not None and (isinstance(value, bool) or value not in (500, 502, 503, 504)):
+                raise ValueError(f"crash_status must be null or one of 500, 502, 503, 504, got {value!r}")
+            else:
+                clean[key] = value
+        for key, value in clean.items():
+            setattr(self, key, value)
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+
+@dataclass
+class FaultRule:
+    """Which calls fail and how. At most one selector: `next`, `nth`, `every` or `probability`;
+    none means every call. Counting starts when the rule is scheduled and, with `operation`, counts only
+    that operation's calls (e.g. "charge").
+
+    `phase="before"`: nothing happens and the caller is told it failed; `"after"`: the effect happens
+    and is recorded, then the caller is told it failed.
+    """
+
+    fault: str
+    phase: str = "before"
+    next: int | None = None
+    nth: int | None = None
+    every: int | None = None
+    probability: float | None = None
+    operation: str | None = None
+    retry_after: float = 1.0
+    timeout_s: float = 10.0
+    seed: int | None = None
+    id: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fault, int) and not isinstance(self.fault, bool):
+            self.fault = str(self.fault)
+        if self.fault not in FAULTS:
+            raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
+        if self.phase not in PHASES:
+            raise ValueError(f"phase must be 'before' or 'after', got {self.phase!r}")
+        chosen = [name for name in _SELECTORS if getattr(self, name) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"give at most one of next, nth, every, probability (got {', '.join(chosen)})")
+        for name in ("next", "nth", "every"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a whole number of calls, at least 1, got {value!r}")
+        if self.probability is not None and not 0.0 <= _number("probability", self.probability) <= 1.0:
+            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
+        if self.operation is not None and (not isinstance(self.operation, str) or not self.operation):
+            raise ValueError(f"operation must be an operation name such as 'charge', got {self.operation!r}")
+        self.retry_after = _number("retry_after", self.retry_after)
+        self.timeout_s = _number("timeout_s", self.timeout_s)
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+
+    @classmethod
+    def from_dict(cls, data: Any) -> FaultRule:
+        if not isinstance(data, dict):
+            raise ValueError('the body must be a JSON object such as {"fault": "503", "next": 1}')
+        known = {name for name in cls.__dataclass_fields__ if name != "id"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        if "fault" not in data:
+            raise ValueError(f"fault is required: one of {', '.join(FAULTS)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Armed:
+    rule: FaultRule
+    rng: random.Random
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self) -> bool:
+        """Count this call and say whether the rule strikes it."""
+        self.seen += 1
+        rule, n = self.rule, self.seen
+        if rule.next is not None:
+            hit = n <= rule.next
+        elif rule.nth is not None:
+            hit = n == rule.nth
+        elif rule.every is not None:
+            hit = n % rule.every == 0
+        elif rule.probability is not None:
+            hit = self.rng.random() < rule.probability
+        else:
+            hit = True
+        self.fired += hit
+        return hit
+
+
+class Schedule:
+    """The fault rules of one service, in the order they were scheduled. Not locked: the owner locks."""
+
+    def __init__(self, service: str, seed: int | None) -> None:
+        self.service = service
+        self.seed = seed
+        self._armed: list[_Armed] = []
+        self._counter = 0
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        self._counter += 1
+        armed = FaultRule(**{**rule.to_dict(), "id": f"{self.service}-{self._counter}"})
+        rng = random.Random(f"{self.seed}:{self.service}:{self._counter}:{rule.seed}")
+        self._armed.append(_Armed(armed, rng))
+        return armed
+
+    def pick(self, operation: str) -> FaultRule | None:
+        """Count the call against every rule that watches `operation`; the first that strikes wins."""
+        chosen = None
+        for armed in self._armed:
+            watching = armed.rule.operation is None or armed.rule.operation == operation
+            if watching and armed.matches() and chosen is None:
+                chosen = armed.rule
+        return chosen
+
+    def __bool__(self) -> bool:
+        return bool(self._armed)
+
+    def rules(self) -> list[dict[str, Any]]:
+        return [{**a.rule.to_dict(), "seen": a.seen, "fired": a.fired} for a in self._armed]
+
+    def clear(self) -> None:
+        self._armed.clear()
+        self._counter = 0

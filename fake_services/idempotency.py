@@ -1,0 +1,110 @@
+"""The `Idempotency-Key` header store, after draft-ietf-httpapi-idempotency-key-header.
+
+A key's first request is processed and its final status and body are kept (errors too); a retry after
+it finished gets them back, a request while it still runs gets 409, the same key with a different
+payload gets 422. Entries expire after `retention_s` on the services' clock (24 h by default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fake_services.messages import Reply, problem
+
+__all__ = ["DEFAULT_RETENTION_S", "IdempotencyStore", "parse_key"]
+
+DEFAULT_RETENTION_S = 24 * 3600.0
+MAX_KEY_LENGTH = 255
+
+
+def parse_key(raw: str) -> str:
+    """The key inside a header value: a structured-field string (`"abc"`) or a bare token (`abc`).
+
+    Raises ValueError saying what is wrong with it.
+    """
+    value = raw.strip()
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        inner, out, i = value[1:-1], [], 0
+        while i < len(inner):
+            char = inner[i]
+            if char == "\\":
+                if i + 1 >= len(inner) or inner[i + 1] not in '"\\':
+                    raise ValueError('in a quoted Idempotency-Key only \\" and \\\\ may be escaped')
+                out.append(inner[i + 1])
+                i += 2
+                continue
+            if char == '"':
+                raise ValueError('an unescaped " inside a quoted Idempotency-Key; escape it as \\"')
+            out.append(char)
+            i += 1
+        value = "".join(out)
+    elif '"' in value:
+        raise ValueError('a quoted Idempotency-Key must start and end with "')
+    if not value:
+        raise ValueError("the Idempotency-Key is empty; send a unique string such as a UUID")
+    if len(value) > MAX_KEY_LENGTH:
+        raise ValueError(f"the Idempotency-Key is {len(value)} characters; at most {MAX_KEY_LENGTH} allowed")
+    if any(not " " <= c <= "~" for c in value):
+        raise ValueError("the Idempotency-Key must be printable ASCII")
+    return value
+
+
+def fingerprint(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class _Entry:
+    fingerprint: str
+    created: float
+    reply: Reply | None = None  # None while the first request is in flight
+
+
+class IdempotencyStore:
+    """Keys per service. Not locked: the services' lock guards every call."""
+
+    def __init__(self, retention_s: float = DEFAULT_RETENTION_S) -> None:
+        self.retention_s = retention_s
+        self._entries: dict[tuple[str, str], _Entry] = {}
+
+    def claim(self, service: str, key: str, print_: str, now: float) -> Reply | None:
+        """None if the caller now owns the key and must process the request; else the answer to give."""
+        entry = self._entries.get((service, key))
+        if entry is not None and now - entry.created >= self.retention_s:
+            entry = None
+        if entry is None:
+            self._entries[(service, key)] = _Entry(print_, now)
+            return None
+        if entry.fingerprint != print_:
+            return problem(422, "Idempotency key reused",
+                           f"the Idempotency-Key {key!r} was first used with a different payload; "
+                           "use a new key for a different request")
+        if entry.reply is None:
+            return problem(409, "Request in progress",
+                           f"a request with the Idempotency-Key {key!r} is still being processed; "
+                           "retry later with the same key")
+        return entry.reply
+
+    def complete(self, service: str, key: str, reply: Reply) -> None:
+        entry = self._entries.get((service, key))
+        if entry is not None:
+            entry.reply = reply
+
+    def release(self, service: str, key: str) -> None:
+        """Forget an in-flight key whose request ended without a result (so a retry runs afresh)."""
+        entry = self._entries.get((service, key))
+        if entry is not None and entry.reply is None:
+            del self._entries[(service, key)]
+
+    def clear(self, service: str | None = None) -> None:
+        if service is None:
+            self._entries.clear()
+        else:
+            for pair in [p for p in self._entries if p[0] == service]:
+                del self._entries[pair]
+
+    def __len__(self) -> int:
+        return len(self._entries)

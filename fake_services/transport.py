@@ -1,0 +1,59 @@
+"""`ServicesTransport`: an httpx transport (sync and async) that answers from the services in-process.
+
+It calls the same core the ASGI app does, without ASGI, so a job's client talks to the fakes at the cost
+of a function call. Faults that a socket shows as broken connections raise the exceptions httpx raises
+for them. The transport is also a callable, so it can be a respx route's `side_effect`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import anyio.to_thread
+import httpx
+
+from fake_services.messages import Call, Reply
+from fake_services.state import FakeServices
+
+__all__ = ["ServicesTransport"]
+
+
+class ServicesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
+    """Any host works: `httpx.Client(transport=ServicesTransport(services), base_url="http://fake")`."""
+
+    def __init__(self, services: FakeServices) -> None:
+        self.services = services
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        call = _call(request, request.read())
+        return _response(request, self.services.handle(call))
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        call = _call(request, await request.aread())
+        services = self.services
+        if services.wall_clock and services.may_block(call):
+            reply = await anyio.to_thread.run_sync(services.handle, call)
+        else:
+            reply = services.handle(call)
+        return _response(request, reply)
+
+    def __call__(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
+        """For respx: `respx.route(host="fake").mock(side_effect=ServicesTransport(services))`."""
+        return self.handle_request(request)
+
+
+def _call(request: httpx.Request, body: bytes) -> Call:
+    url = request.url
+    return Call.build(request.method, url.path, url.query, dict(request.headers.items()), body)
+
+
+def _response(request: httpx.Request, reply: Reply) -> httpx.Response:
+    if reply.action == "timeout":
+        raise httpx.ReadTimeout("the fake service did not answer in time (injected timeout)", request=request)
+    if reply.action == "drop":
+        if reply.phase == "before":
+            raise httpx.ConnectError("connection refused by the fake service (injected drop)", request=request)
+        raise httpx.RemoteProtocolError(
+            "server disconnected without sending a response (injected drop)", request=request
+        )
+    return httpx.Response(reply.status, headers=reply.header_list(), content=reply.body, request=request)
