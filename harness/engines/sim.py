@@ -462,8 +462,10 @@ class SimEngine(SimCore):
             return
         if _caused_by_shutdown(error):
             # At least once: the job goes back untouched (no retry count, no handlers) and runs again.
+            # A Shutdown with no TERM behind it stops fetching too, as it ends a Sidekiq processor.
             if not self._pushed_back:
                 self._push_back(record, None)
+            self._quiet = True
             return
         self._fail(job, record, error, attempt)
 

@@ -143,6 +143,25 @@ def test_an_exception_raised_from_a_shutdown_counts_as_the_shutdown() -> None:
     assert engine.retries() == [] and not kinds(engine, EventKind.FAILED)
 
 
+def test_a_shutdown_raised_without_term_pushes_the_job_back_and_stops_fetching() -> None:
+    tries: list[int] = []
+
+    @job
+    def stops_itself(order: int) -> None:
+        tries.append(order)
+        if len(tries) == 1:
+            raise Shutdown("the worker is going away")
+
+    engine = SimEngine()
+    engine.enqueue(stops_itself, 6)
+    assert engine.run_until_quiet() == 1
+    [pushed] = kinds(engine, EventKind.PUSHED_BACK)
+    assert pushed.detail["deadline"] is None
+    assert engine.state == "quiet" and [r.args for r in engine.queued()] == [[6]]
+    engine.start()
+    assert engine.run_until_quiet() == 1 and tries == [6, 6]
+
+
 def test_quiet_stops_fetching_and_start_resumes() -> None:
     engine = SimEngine()
     engine.enqueue(other, 1)
