@@ -194,11 +194,13 @@ class FakeServices:
         headers = call.headers
         sleep_s = self._header_sleep(headers.get("x-be-slow"))
         fault = None
-        crash_phase = "after" if route.operation == "send" and service.name == "email" else "before"
+        # The seed's email service sends, then answers 503; every other crash is a 503/504 coin, no effect.
+        sends_then_fails = route.operation == "send" and service.name == "email"
+        crash_phase = "after" if sends_then_fails else "before"
         if headers.get("x-throttle") == "true":
             fault = _Fault("429", "before")
         elif headers.get("x-crash") == "true":
-            fault = _Fault(self._coin(), crash_phase)
+            fault = _Fault("503" if sends_then_fails else self._coin(), crash_phase)
         if route.operation == "ui":
             return fault, sleep_s or 0.0
         behaviour = self.behaviours[service.name]
@@ -214,7 +216,8 @@ class FakeServices:
             if behaviour.throttle:
                 fault = _Fault("429", "before", behaviour.retry_after)
             elif behaviour.crash:
-                fault = _Fault(str(behaviour.crash_status or self._coin()), crash_phase)
+                status = behaviour.crash_status or ("503" if sends_then_fails else self._coin())
+                fault = _Fault(str(status), crash_phase)
         return fault, sleep_s
 
     def _coin(self) -> str:
