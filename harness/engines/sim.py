@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import json
 import logging
 import math
 import random
@@ -21,17 +20,8 @@ from functools import partial
 from typing import Any, Literal
 
 from harness.clock import VirtualClock
-from harness.engines.base import (
-    Engine,
-    Event,
-    EventKind,
-    Hooks,
-    Job,
-    JobRecord,
-    Stats,
-    _current,
-    check_json_args,
-)
+from harness.engines._sim_core import MAX_ERROR_MESSAGE, SimCore, default_retry_delay, error_message
+from harness.engines.base import EventKind, Hooks, Job, JobRecord
 from harness.errors import ConfigurationError, InjectedCrash, Shutdown
 
 __all__ = [
@@ -49,25 +39,8 @@ _log = logging.getLogger("harness.engines.sim")
 DEFAULT_DEAD_MAX_JOBS = 10_000
 DEFAULT_DEAD_TIMEOUT_S = 180 * 24 * 3600
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0
-#: Sidekiq keeps the first 10,000 characters of an error message in the job's payload.
-MAX_ERROR_MESSAGE = 10_000
 
 _JOB_RAISED = "Job raised exception"
-
-
-def default_retry_delay(count: int, rng: random.Random) -> int:
-    """Sidekiq's delay before the retry that follows failure `count` (0-based): count**4 + 15 + jitter.
-
-    The jitter is Ruby's `rand(10 * (count + 1))`: an integer in [0, 10 * (count + 1)).
-    """
-    return count**4 + 15 + rng.randrange(10 * (count + 1))
-
-
-def _error_message(exc: BaseException) -> str:
-    try:
-        return str(exc)[:MAX_ERROR_MESSAGE]
-    except Exception:  # a broken __str__ must not stop the retry from being recorded
-        return "!!! ERROR MESSAGE THREW AN ERROR !!!"
 
 
 def _caused_by_shutdown(exc: BaseException) -> bool:
@@ -80,176 +53,6 @@ def _caused_by_shutdown(exc: BaseException) -> bool:
         seen.add(id(current))
         current = current.__cause__ or current.__context__
     return False
-
-
-class SimCore(Engine):
-    """What the reference engine and its testing modes share: registry, ids, push, one attempt, the log."""
-
-    name = "sim"
-
-    def __init__(self, *, clock: VirtualClock | None = None, seed: int = 0, hooks: Hooks | None = None):
-        super().__init__(clock=clock, seed=seed, hooks=hooks)
-        self._registry: dict[str, Job] = {}
-        self._job_of: dict[str, Job] = {}
-        self._events: list[Event] = []
-        self._stats = Stats()
-        self._ids = random.Random(f"sim-job-ids:{seed}")
-
-    # -- jobs ---------------------------------------------------------------------------------------
-    def register(self, job: Job) -> None:
-        """Make `job` enqueueable by name; a later registration under the same name replaces it."""
-        if not isinstance(job, Job):
-            raise ConfigurationError(f"register() takes a Job (declare it with @job), not {job!r}")
-        self._registry[job.name] = job
-
-    def _resolve(self, job: Job | str) -> Job:
-        if isinstance(job, Job):
-            if job.name not in self._registry:
-                self._registry[job.name] = job
-            return job
-        found = self._registry.get(job)
-        if found is None:
-            known = ", ".join(sorted(self._registry)) or "none yet"
-            raise ConfigurationError(
-                f"no job named {job!r} is registered (known: {known}); call engine.register(job) "
-                "first or enqueue the Job object itself"
-            )
-        return found
-
-    def _new_record(self, job: Job, args: Sequence[Any], run_at: float | None) -> JobRecord:
-        checked = check_json_args(job.name, args)
-        jid = f"{self._ids.getrandbits(96):024x}"
-        record = JobRecord(jid, job.name, checked, job.options.queue, self.clock.time(), run_at=run_at)
-        self._job_of[jid] = job
-        return record
-
-    def _when(self, delay: float | None, at: float | None) -> float | None:
-        """Absolute run time for a delayed push, None to push now (Sidekiq pushes past times at once)."""
-        if delay is not None and at is not None:
-            raise ConfigurationError("pass either delay= (seconds from now) or at= (clock time), not both")
-        now = self.clock.time()
-        when = None if delay is None and at is None else (now + delay if delay is not None else at)
-        if when is None:
-            return None
-        if not isinstance(when, int | float) or isinstance(when, bool) or not math.isfinite(when):
-            raise ConfigurationError(f"delay= and at= must be finite numbers of seconds, not {when!r}")
-        return float(when) if when > now else None
-
-    def _push_through_client(self, record: JobRecord, push: Callable[[], None]) -> str | None:
-        """Client middleware (outermost first) around `push`; None when one of them stopped it."""
-
-        def innermost() -> str:
-            # Logged before the push: an inline engine runs the job inside `push`.
-            self._log(EventKind.ENQUEUED, record, queue=record.queue, run_at=record.run_at, args=record.args)
-            push()
-            return record.id
-
-        chain: Callable[[], str | None] = innermost
-        for middleware in reversed(self.hooks.client_middleware):
-            chain = partial(middleware, record, chain)
-        pushed = chain()
-        if pushed is None:
-            self._job_of.pop(record.id, None)
-            return None
-        return record.id
-
-    # -- one attempt --------------------------------------------------------------------------------
-    def _attempt(self, record: JobRecord, job: Job) -> BaseException | None:
-        """Observers, then server middleware (outermost first) around the job; the exception, if any.
-
-        KeyboardInterrupt and SystemExit propagate: they stop the harness, not the job.
-        """
-        hooks = self.hooks
-        attempt = record.attempt
-        started = self.clock.time()
-        self._log(EventKind.STARTED, record, attempt, queue=record.queue)
-        for observer in hooks.observers:
-            observer.attempt_started(record, attempt)
-        args = record.args
-        chain: Callable[[], Any] = partial(job.fn, *args)
-        for middleware in reversed(hooks.server_middleware):
-            chain = partial(middleware, record, chain)
-        error: BaseException | None = None
-        self._stats.processed += 1
-        try:
-            chain()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as exc:
-            error = exc
-            self._stats.failed += 1
-        for observer in hooks.observers:
-            observer.attempt_finished(record, attempt, error)
-        if error is None:
-            self._log(EventKind.SUCCEEDED, record, attempt, duration=self.clock.time() - started)
-        return error
-
-    def _log(self, kind: EventKind, record: JobRecord, attempt: int | None = None, **detail: Any) -> None:
-        self._events.append(
-            Event(
-                self.clock.time(),
-                kind,
-                record.id,
-                record.job,
-                record.attempt if attempt is None else attempt,
-                detail,
-            )
-        )
-
-    # -- running ------------------------------------------------------------------------------------
-    def step(self) -> bool:
-        token = _current.set(self)
-        try:
-            return self._step()
-        finally:
-            _current.reset(token)
-
-    def _step(self) -> bool:
-        raise NotImplementedError
-
-    # -- inspecting ---------------------------------------------------------------------------------
-    @property
-    def events(self) -> list[Event]:
-        return self._events
-
-    @property
-    def stats(self) -> Stats:
-        return self._stats
-
-    def queue_latency(self, queue: str) -> float:
-        """Seconds the oldest job waiting in `queue` has waited (0 when it is empty), as Sidekiq reports."""
-        waiting = self.queued(queue)
-        if not waiting:
-            return 0.0
-        return max(0.0, self.clock.time() - waiting[0].enqueued_at)
-
-    def to_dict(self) -> dict[str, Any]:
-        """Everything observable, JSON-simple: stats, queues, sets and the event log."""
-        return {
-            "engine": self.name,
-            "seed": self.seed,
-            "now": self.clock.time(),
-            "stats": {"processed": self._stats.processed, "failed": self._stats.failed},
-            "queued": [r.to_dict() for r in self.queued()],
-            "scheduled": [r.to_dict() for r in self.scheduled()],
-            "retries": [r.to_dict() for r in self.retries()],
-            "dead": [r.to_dict() for r in self.dead()],
-            "events": [e.to_dict() for e in self._events],
-        }
-
-    def to_json(self) -> str:
-        """`to_dict()` as canonical JSON: the same seed and the same calls give the same bytes."""
-        return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-    def events_json(self) -> str:
-        """The event log alone as canonical JSON."""
-        return json.dumps([e.to_dict() for e in self._events], sort_keys=True, separators=(",", ":"))
-
-    def _reset_core(self) -> None:
-        self._job_of.clear()
-        self._events = []
-        self._stats = Stats()
-        self._ids.seed(f"sim-job-ids:{self.seed}")
 
 
 QueueSpec = Sequence[str] | Mapping[str, int]
@@ -474,7 +277,7 @@ class SimEngine(SimCore):
         before = record.to_dict()
         now = self.clock.time()
         error_class = type(exc).__name__
-        message = _error_message(exc)
+        message = error_message(exc)
         self._log(EventKind.FAILED, record, attempt, error_class=error_class, error_message=message)
         options = job.options
         max_retries = options.max_retries

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from harness.engines._sim_core import SimCore, error_message
 from harness.engines.base import EventKind, Job, JobRecord, _current
-from harness.engines.sim import SimCore, _error_message
 from harness.errors import ConfigurationError
 
 __all__ = ["FakeEngine", "InlineEngine"]
@@ -29,7 +29,7 @@ class _TestingEngine(SimCore):
         finally:
             _current.reset(token)
         if error is not None:
-            name, message = type(error).__name__, _error_message(error)
+            name, message = type(error).__name__, error_message(error)
             self._log(EventKind.FAILED, record, attempt, error_class=name, error_message=message)
             raise error
 
