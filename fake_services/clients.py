@@ -108,7 +108,8 @@ class _Client:
                                         retry_after=_retry_after(response.headers.get("retry-after")))
         if 400 <= status < 500:
             raise PermanentServiceError(message, status=status, body=body)
-        raise ServiceError(f"{message} (expected {' or '.join(map(str, expected))})", status=status, body=body)
+        wanted = " or ".join(map(str, expected))
+        raise ServiceError(f"{message} (expected {wanted})", status=status, body=body)
 
     def _json(self, operation: str, response: httpx.Response, *fields: str) -> Any:
         try:

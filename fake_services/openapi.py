@@ -145,7 +145,8 @@ def _control_paths() -> dict[str, Any]:
                                   {"200": _json({"type": "object", "additionalProperties": behaviour})},
                                   tag="control")},
         "/behaviors/{service}": {
-            "get": _op("one service's behaviour", {"200": _json(behaviour), "404": _problem("no such service")},
+            "get": _op("one service's behaviour",
+                       {"200": _json(behaviour), "404": _problem("no such service")},
                        params=svc, tag="control"),
             "put": _op("change some of a service's toggles",
                        {"200": _json(behaviour), "404": _problem("no such service"),

@@ -52,7 +52,8 @@ def _response(request: httpx.Request, reply: Reply) -> httpx.Response:
         raise httpx.ReadTimeout("the fake service did not answer in time (injected timeout)", request=request)
     if reply.action == "drop":
         if reply.phase == "before":
-            raise httpx.ConnectError("connection refused by the fake service (injected drop)", request=request)
+            raise httpx.ConnectError("connection refused by the fake service (injected drop)",
+                                     request=request)
         raise httpx.RemoteProtocolError(
             "server disconnected without sending a response (injected drop)", request=request
         )

@@ -106,7 +106,8 @@ def test_slow_behaviour_on_a_socket_still_answers(api: Api) -> None:
 
 
 def test_fault_rules_are_scheduled_listed_and_cleared_over_http(api: Api) -> None:
-    created = api.http.post("/behaviors/payments/faults", json={"fault": "503", "nth": 2, "operation": "charge"})
+    rule_body = {"fault": "503", "nth": 2, "operation": "charge"}
+    created = api.http.post("/behaviors/payments/faults", json=rule_body)
     assert created.status_code == 201
     rule = created.json()
     assert rule["id"] and rule["fault"] == "503" and rule["nth"] == 2
@@ -181,7 +182,8 @@ def test_http_faults_in_each_phase(api: Api, fault: str, phase: str) -> None:
         assert response.headers["retry-after"] == "2"
     assert len(api.services.payments.records()) == (1 if phase == "after" else 0)
     [entry] = api.services.journal.entries()
-    assert (entry.fault, entry.phase, entry.effect, entry.status) == (fault, phase, phase == "after", int(fault))
+    seen = (entry.fault, entry.phase, entry.effect, entry.status)
+    assert seen == (fault, phase, phase == "after", int(fault))
 
 
 @pytest.mark.parametrize("phase", ["before", "after"])

@@ -95,7 +95,8 @@ def test_keys_expire_after_the_retention_on_the_services_clock() -> None:
     services = FakeServices(clock=clock, idempotency_retention_s=3600)
     with httpx.Client(transport=ServicesTransport(services), base_url="http://fake") as http:
         def send() -> str:
-            return http.post("/payments/charge", json=CHARGE, headers={"Idempotency-Key": "k"}).json()["charge_id"]
+            response = http.post("/payments/charge", json=CHARGE, headers={"Idempotency-Key": "k"})
+            return response.json()["charge_id"]
 
         first = send()
         clock.advance(3599)
@@ -173,7 +174,8 @@ def test_concurrent_requests_with_one_key_make_one_effect(api: Api, header: bool
 
 def test_concurrent_requests_with_different_keys_all_take_effect(api: Api) -> None:
     with ThreadPoolExecutor(8) as pool:
-        responses = list(pool.map(lambda n: keyed(api, f"k{n}", {**CHARGE, "amount_cents": n + 1}), range(40)))
+        responses = list(pool.map(lambda n: keyed(api, f"k{n}", {**CHARGE, "amount_cents": n + 1}),
+                                  range(40)))
     assert all(r.status_code == 201 for r in responses)
     assert len({r.json()["charge_id"] for r in responses}) == 40
     assert sorted(r["amount_cents"] for r in api.services.payments.records()) == list(range(1, 41))

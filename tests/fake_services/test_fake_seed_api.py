@@ -79,7 +79,8 @@ def test_email_without_a_required_field_is_not_queued(api: Api, missing: str) ->
 
 def test_error_catcher_stores_notifications_and_rejects_blank_fields(api: Api) -> None:
     response = api.http.put("/error-catcher/notification", json=NOTIFY)
-    assert response.status_code == 202 and re.fullmatch(r"err_[0-9a-f]{8}", response.json()["notification_id"])
+    assert response.status_code == 202
+    assert re.fullmatch(r"err_[0-9a-f]{8}", response.json()["notification_id"])
     blank = api.http.put("/error-catcher/notification", json={**NOTIFY, "exception_message": ""})
     assert blank.status_code == 422 and blank.json() == {"error": "exception class or message is missing"}
     assert [r["exception_class"] for r in api.services.error_catcher.records()] == ["ValueError"]
