@@ -122,7 +122,10 @@ class RealWorker:
             if pid != self.process.pid:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, sig)
-        os.killpg(self.process.pid, sig)
+        if sig == signal.SIGKILL:
+            os.killpg(self.process.pid, sig)
+        else:  # as `docker stop` or systemd do: the worker's main process decides what to do
+            os.kill(self.process.pid, sig)
         return sent
 
     def wait_exit(self, timeout: float = 30.0) -> int | None:
@@ -190,21 +193,27 @@ class RealWorker:
         target: Literal["worker", "job"] = "worker",
         recovery_timeout: float = 20.0,
         force_recovery: bool = True,
+        settle: float = 0.3,
     ) -> KillReport:
         """Run a probe job, hit the worker with `sig` while the job blocks, then see what happens.
 
         `target="worker"` kills the worker's whole process group and the job's process (a lost machine
         or container); `target="job"` kills only the process running the job (an OOM kill of RQ's work
         horse or of a Celery pool child) and leaves the worker to notice. After a SIGKILL of the worker
-        a fresh one is started and given `recovery_timeout` seconds to re-run the
-        job; with `force_recovery` the harness runs the engine's own recovery step early where the
-        engine would wait minutes (RQ's abandoned-job cleanup). After a SIGTERM the job is released and
-        the worker is expected to finish it before exiting.
+        a fresh one is started and given `recovery_timeout` seconds to re-run the job; with
+        `force_recovery` the harness runs the engine's own recovery step early where the engine would
+        wait minutes (RQ's abandoned-job cleanup). After a SIGTERM the job is released and the worker
+        is expected to finish it before exiting.
+
+        `settle` seconds pass between the job's start and the kill, so that the worker's bookkeeping
+        of the start (a Celery prefork parent acking the message, RQ's registries) has happened, as it
+        has for any job killed later in its run.
         """
         key, job_id = self.enqueue_probe()
         self.start()
         if not self.wait_for(lambda: len(self.starts(key)) >= 1, 30.0):
             raise EngineUnavailable(f"the {self.engine} worker never started the probe job:\n{self.log()}")
+        time.sleep(settle)
         pids = tuple(int(p.read_text().split()[1]) for p in self.probe_dir.glob(f"{key}.start.*"))
         if target == "job":
             killed_at = time.time()
@@ -241,7 +250,7 @@ class RealWorker:
             self.wait_for(lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout)
             recovered = len(self.starts(key)) >= 2
             if recovered:
-                self.wait_for(lambda: self.done(key) >= 1, 10.0)
+                self.wait_for(lambda: self.done(key) >= 1 and self.adapter.settled(job_id), 10.0)
         starts = self.starts(key)
         if recovered:
             outcome: Outcome = "recovered"
@@ -270,7 +279,7 @@ class RealWorker:
         self.wait_for(lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout)
         recovered = len(self.starts(key)) >= 2
         if recovered:
-            self.wait_for(lambda: self.done(key) >= 1, 10.0)
+            self.wait_for(lambda: self.done(key) >= 1 and self.adapter.settled(job_id), 10.0)
         starts = self.starts(key)
         outcome: Outcome = (
             "recovered" if recovered else ("dead_lettered" if self.adapter.dead_lettered(job_id) else "lost")
@@ -308,6 +317,10 @@ class _Adapter:
 
     def dead_lettered(self, job_id: str) -> bool:
         return False
+
+    def settled(self, job_id: str) -> bool:
+        """The engine has finished its bookkeeping of a run that completed."""
+        return True
 
     def nominal_recovery_s(self) -> float | None:
         return None
@@ -372,6 +385,9 @@ class _RQ(_Adapter):
     def dead_lettered(self, job_id: str) -> bool:
         return bool(self.evidence(job_id)["failed_registry"])
 
+    def settled(self, job_id: str) -> bool:
+        return self.evidence(job_id)["status"] == "JobStatus.FINISHED"
+
     def nominal_recovery_s(self) -> float:
         from rq.defaults import DEFAULT_JOB_MONITORING_INTERVAL, DEFAULT_MAINTENANCE_TASK_INTERVAL
 
@@ -415,6 +431,9 @@ class _Dramatiq(_Adapter):
     def dead_lettered(self, job_id: str) -> bool:
         return bool(self.evidence(job_id)["dead_letter_queue"])
 
+    def settled(self, job_id: str) -> bool:
+        return self.evidence(job_id)["ack_sets"] == []
+
     def nominal_recovery_s(self) -> float:
         return 60.0  # RedisBroker's heartbeat_timeout; maintenance runs on 0.1 % of its commands
 
@@ -457,6 +476,9 @@ class _Celery(_Adapter):
 
     def dead_lettered(self, job_id: str) -> bool:
         return self.evidence(job_id)["result_state"] == "FAILURE"
+
+    def settled(self, job_id: str) -> bool:
+        return self.evidence(job_id)["result_state"] == "SUCCESS"
 
     def nominal_recovery_s(self) -> float:
         if self.conf.get("broker_url", "").startswith("amqp"):
