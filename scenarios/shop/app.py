@@ -14,6 +14,7 @@ from scenarios.shop import db
 
 if TYPE_CHECKING:
     import httpx
+
     from fake_services.clients import (
         ChatClient,
         EmailClient,

@@ -34,11 +34,7 @@ def _order_id(record: dict[str, Any], field: str = "metadata") -> Any:
 
 def charges_for(world: World, order_id: int) -> list[dict[str, Any]]:
     """Successful charges the payments service holds for the order (declines took no money)."""
-    return [
-        r
-        for r in world.services.payments.records()
-        if _order_id(r) == order_id and r.get("status") == "success"
-    ]
+    return [r for r in world.services.payments.records() if _order_id(r) == order_id and r.get("status") == "success"]
 
 
 def confirmations_for(world: World, order: Order) -> list[dict[str, Any]]:
@@ -74,9 +70,7 @@ def emailed_once(world: World) -> list[str]:
 
 
 def fulfilled_once(world: World) -> list[str]:
-    found = (
-        _once("sent to fulfillment", o, fulfillments_for(world, o.id), "request_id") for o in all_orders()
-    )
+    found = (_once("sent to fulfillment", o, fulfillments_for(world, o.id), "request_id") for o in all_orders())
     return [problem for problem in found if problem]
 
 
@@ -122,17 +116,14 @@ def announced_at_most_once(world: World) -> list[str]:
     for order in all_orders():
         posts = _announcements(world, order.id)
         if len(posts) > 1:
-            problems.append(
-                f"order {order.id} was announced {len(posts)} times in {SALES_CHANNEL} (expected 1)"
-            )
+            problems.append(f"order {order.id} was announced {len(posts)} times in {SALES_CHANNEL} (expected 1)")
     return problems
 
 
 def lost_announcement_reported(world: World) -> list[str]:
     """An announcement that never went out must have reached a person through the error catcher."""
     reports = [
-        str(r.get("exception_message") or r.get("message") or "")
-        for r in world.services.error_catcher.records()
+        str(r.get("exception_message") or r.get("message") or "") for r in world.services.error_catcher.records()
     ]
     problems = []
     for order in all_orders():

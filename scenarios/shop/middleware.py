@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from fake_services.clients import ServiceError, TransientServiceError
-
 from scenarios.shop import app, db
 
 if TYPE_CHECKING:
@@ -54,9 +53,7 @@ class TransientErrors:
     record, which names the job, so it looks the options up by that name.
     """
 
-    def __init__(
-        self, transient: Iterable[type[BaseException]] = TRANSIENT_ERRORS, jobs: Iterable[Job] = ()
-    ) -> None:
+    def __init__(self, transient: Iterable[type[BaseException]] = TRANSIENT_ERRORS, jobs: Iterable[Job] = ()) -> None:
         self.transient = tuple(transient)
         self._per_job: dict[str, tuple[type[BaseException], ...]] = {}
         for one in jobs:
@@ -95,9 +92,7 @@ def report_death(record: JobRecord, exc: BaseException) -> None:
 
 def _notify(exception_class: str, message: str) -> None:
     try:
-        app.error_catcher().notify(
-            exception_class=exception_class, exception_message=message or "(no message)"
-        )
+        app.error_catcher().notify(exception_class=exception_class, exception_message=message or "(no message)")
     except ServiceError as exc:
         # A failing reporter must not turn the job's failure into a different one; leave a trace instead.
         log.warning("could not report %s (%s) to the error catcher: %s", exception_class, message, exc)

@@ -75,9 +75,7 @@ def create_user(
 ) -> int:
     with db.database().begin() as conn:
         result = conn.execute(
-            db.users.insert().values(
-                name=name, email=email, payment_method_id=payment_method_id, address=address
-            )
+            db.users.insert().values(name=name, email=email, payment_method_id=payment_method_id, address=address)
         )
         return int(result.inserted_primary_key[0])
 
@@ -109,9 +107,7 @@ def save_order(user_id: int, product_id: int, quantity: int = 1) -> int:
         return int(result.inserted_primary_key[0])
 
 
-def create_order(
-    user_id: int, product_id: int, quantity: int = 1, *, complete_with: Job | None = None
-) -> int:
+def create_order(user_id: int, product_id: int, quantity: int = 1, *, complete_with: Job | None = None) -> int:
     """Place an order: commit it, then enqueue the job that completes it (by default the idempotent one).
 
     Enqueue goes to the current engine (`with engine.activate():`).
