@@ -180,7 +180,12 @@ class RQEngine(Engine):
         if not self._queues:
             return False
         with self._virtual():
-            self._release_due()
+            due = self.next_due()
+            if due is not None and due <= self.clock.time():
+                self._release_due()
+            # Each of RQ's work() calls registers a worker and tears it down: skip it when idle.
+            if not any(self.connection.llen(queue.key) for queue in self._queues.values()):
+                return False
             return self._get_worker().work(burst=True, max_jobs=1, logging_level="WARNING")
 
     def next_due(self) -> float | None:
