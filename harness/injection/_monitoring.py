@@ -2,7 +2,8 @@
 
 LINE events are enabled locally on target code objects only: those reachable from the imported target
 modules when installed, and any other target code the first time it starts (a global PY_START event
-that each non-target code switches off for itself by returning DISABLE).
+that each non-target code switches off for itself by returning DISABLE). Events are process-wide, so
+the callbacks ignore threads other than the installing one, as `sys.settrace` does by nature.
 """
 
 from __future__ import annotations
@@ -40,11 +41,7 @@ def claim_tool_id() -> int:
 
 
 def _one_line_start(code: CodeType) -> int | None:
-    """The first body line when it shares the line of the code's RESUME (a lambda, `def f(): return 1`).
-
-    LINE does not reliably fire for that line (3.13 skips it: the line did not change), so the tracer
-    reports it at PY_START instead, as `sys.settrace` does.
-    """
+    """The first body line when it is the line of the code's RESUME (a lambda, `def f(): return 1`)."""
     resume_line = None
     for ins in dis.get_instructions(code):
         line = ins.positions.lineno if ins.positions is not None else None
@@ -57,6 +54,48 @@ def _one_line_start(code: CodeType) -> int | None:
     return None
 
 
+_probed: tuple[bool, bool] | None = None
+
+
+def _line_fires_on_one_liners(tool: int) -> tuple[bool, bool]:
+    """Whether LINE fires for a one-liner's only line (steady state, and on the call that instrumented
+    it from PY_START). 3.12 says yes; 3.13.0 says no, but yes on the first run after (re)instrumenting,
+    as the line did not change from RESUME's. Asked of the interpreter once: where LINE is unreliable
+    the tracer reports such lines at PY_START and drops a LINE event that repeats it right after."""
+    global _probed
+    if _probed is None:
+        mon: Any = sys.monitoring
+        ev = mon.events
+        seen: list[int] = []
+        probe = eval("lambda: None")  # fresh code, so no other tool has touched it
+
+        def on_start(code: CodeType, offset: int) -> Any:
+            if code is probe.__code__:
+                mon.set_local_events(tool, code, ev.LINE)
+            return mon.DISABLE
+
+        mon.register_callback(tool, ev.LINE, lambda code, line: seen.append(line))
+        mon.register_callback(tool, ev.PY_START, on_start)
+        mon.set_events(tool, ev.PY_START)
+        try:
+            probe()
+            lazy = bool(seen)
+            seen.clear()
+            probe()
+            steady = bool(seen)
+        finally:
+            mon.set_events(tool, 0)
+            mon.set_local_events(tool, probe.__code__, 0)
+            mon.register_callback(tool, ev.LINE, None)
+            mon.register_callback(tool, ev.PY_START, None)
+        _probed = (steady, lazy)
+    return _probed
+
+
+def _unset(*args: object) -> Any:
+    raise AssertionError("monitoring callbacks used before install()")
+
+
 class MonitoringBackend:
     name = "monitoring"
 
@@ -66,9 +105,14 @@ class MonitoringBackend:
         # Keyed by id(): equal code objects (same body, another file or a re-import) are still distinct
         # code to instrument. The values keep the code alive so its id stays its own.
         self.codes: dict[int, CodeType] = {}
-        #: Target codes whose first line is reported at PY_START: id -> (code, that line).
+        #: One-liner target codes whose line this backend reports at PY_START: id -> (code, line).
         self.first_lines: dict[int, tuple[CodeType, int]] = {}
-        self.disabled = False
+        #: (file, line) of the target locations switched off with DISABLE since the last restart.
+        self.disabled: set[tuple[str, int]] = set()
+        self.line_callback: Any = None
+        self.on_line_fast = self.on_line_full = _unset
+        self.on_line_armed = self.on_line_idle = self.on_start = _unset
+        self._line_reliable = True
         self._thread = get_ident()
 
     def install(self) -> None:
@@ -76,12 +120,13 @@ class MonitoringBackend:
         self.tool = claim_tool_id()
         self._thread = get_ident()
         try:
-            on_line, on_start = self._callbacks()
-            mon.register_callback(self.tool, mon.events.LINE, on_line)
-            mon.register_callback(self.tool, mon.events.PY_START, on_start)
+            self._line_reliable = all(_line_fires_on_one_liners(self.tool))
+            self._make_callbacks()
+            mon.register_callback(self.tool, mon.events.PY_START, self.on_start)
             for code in self.tracer.targets.code_objects():
                 self.instrument(code)
             mon.set_events(self.tool, mon.events.PY_START)
+            self.refresh()
         except BaseException:
             self.uninstall()
             raise
@@ -98,13 +143,27 @@ class MonitoringBackend:
         mon.free_tool_id(self.tool)
         self.codes.clear()
         self.first_lines.clear()
+        self.line_callback = None
         self.tool = -1
 
     def refresh(self) -> None:
-        # Bring back the locations callbacks switched off with DISABLE. This re-enables them for every
-        # tool (coverage's too), which costs those tools one more callback per location, nothing more.
-        if self.disabled:
-            self.disabled = False
+        """Pick the LINE callback for the tracer's mode; bring back switched-off lines it needs again."""
+        tracer = self.tracer
+        if tracer._rec:
+            plain = tracer._on_record is None and tracer._armed_file is None
+            callback = self.on_line_fast if plain else self.on_line_full
+        elif tracer._armed_file is not None:
+            callback = self.on_line_armed
+        else:
+            callback = self.on_line_idle
+        if callback is not self.line_callback:
+            sys.monitoring.register_callback(self.tool, sys.monitoring.events.LINE, callback)
+            self.line_callback = callback
+        disabled = self.disabled
+        if disabled and (tracer._rec or (tracer._armed_file, tracer._armed_line) in disabled):
+            # This re-enables DISABLEd locations of every tool (coverage's too): they pay one more
+            # callback per location. Hence only when a line we need was switched off.
+            disabled.clear()
             sys.monitoring.restart_events()
 
     def instrument(self, code: CodeType) -> None:
@@ -117,60 +176,81 @@ class MonitoringBackend:
             if id(current) in self.codes or not targets.matches_file(current.co_filename):
                 continue
             self.codes[id(current)] = current
-            first = _one_line_start(current)
-            if first is not None:
-                self.first_lines[id(current)] = (current, first)
+            if not self._line_reliable:
+                first = _one_line_start(current)
+                if first is not None:
+                    self.first_lines[id(current)] = (current, first)
             mon.set_local_events(self.tool, current, mon.events.LINE)
             stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
 
-    def _callbacks(self) -> tuple[Any, Any]:
+    def _make_callbacks(self) -> None:
         tracer = self.tracer
         thread = self._thread
         codes = self.codes
         first_lines = self.first_lines
+        disabled = self.disabled
         matches_file = tracer.targets.matches_file
+        append = tracer._raw.append
+        record_line = tracer._record_line
         disable: Any = sys.monitoring.DISABLE
-        # The code whose first line PY_START just reported; a LINE event for that same line right after
-        # is the same execution and must not count twice.
-        started: list[Any] = [None, -1]
+        # (code, line) a one-liner's PY_START just reported: a LINE event for it right after is the
+        # same execution. Only ever set where LINE is unreliable for one-liners.
+        pending: list[Any] = [None, 0]
 
-        def on_line(code: CodeType, line: int) -> Any:
-            if started[0] is not None:
-                was, was_line = started
-                started[0] = None
-                if was is code and was_line == line:
-                    return None
-            if tracer._rec:
-                if get_ident() == thread:
-                    tracer._record_line(code.co_filename, line)
+        def repeats(code: CodeType, line: int) -> bool:
+            was, pending[0] = pending[0], None
+            return was is code and pending[1] == line
+
+        def on_line_fast(code: CodeType, line: int) -> Any:
+            if pending[0] is not None and repeats(code, line):
+                return None
+            if get_ident() == thread:
+                append((code, line))
+
+        def on_line_full(code: CodeType, line: int) -> Any:
+            if pending[0] is not None and repeats(code, line):
+                return None
+            if get_ident() == thread:
+                record_line(code, line)
+
+        def on_line_armed(code: CodeType, line: int) -> Any:
+            if pending[0] is not None and repeats(code, line):
                 return None
             if line == tracer._armed_line and code.co_filename == tracer._armed_file:
                 if get_ident() == thread:
                     tracer._count_armed()
                 return None
-            self.disabled = True
+            disabled.add((code.co_filename, line))
+            return disable
+
+        def on_line_idle(code: CodeType, line: int) -> Any:
+            pending[0] = None
+            disabled.add((code.co_filename, line))
             return disable
 
         def on_start(code: CodeType, offset: int) -> Any:
             if id(code) not in codes:
                 if not matches_file(code.co_filename):
-                    self.disabled = True
                     return disable
                 self.instrument(code)
             entry = first_lines.get(id(code))
             if entry is None:
-                self.disabled = True
                 return disable
             line = entry[1]
-            if tracer._rec or (line == tracer._armed_line and code.co_filename == tracer._armed_file):
-                if get_ident() == thread:
-                    started[0], started[1] = code, line
-                    if tracer._rec:
-                        tracer._record_line(code.co_filename, line)
-                    else:
-                        tracer._count_armed()
-                return None
-            self.disabled = True
-            return disable
+            counted = tracer._rec or (line == tracer._armed_line and code.co_filename == tracer._armed_file)
+            if not counted:
+                disabled.add((code.co_filename, line))
+                return disable
+            if get_ident() == thread:
+                pending[0], pending[1] = code, line
+                if tracer._rec:
+                    record_line(code, line)
+                else:
+                    tracer._count_armed()
+            return None
 
-        return on_line, on_start
+        self.on_line_fast = on_line_fast
+        self.on_line_full = on_line_full
+        self.on_line_armed = on_line_armed
+        self.on_line_idle = on_line_idle
+        self.on_start = on_start

@@ -109,7 +109,7 @@ class SettraceBackend:
                     if line != last:
                         last = line
                         if tracer._rec:
-                            tracer._record_line(frame.f_code.co_filename, line)
+                            tracer._record_line(frame.f_code, line)
                         elif line == tracer._armed_line and frame.f_code.co_filename == tracer._armed_file:
                             tracer._count_armed()
                 return local

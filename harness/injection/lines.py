@@ -193,22 +193,24 @@ class LineTracer:
             raise ConfigurationError("the 'monitoring' line backend needs Python 3.12+; use 'settrace' here")
         self.targets = targets
         self.backend = backend
-        #: Called with each recorded point just before its line runs (only while `record` is on).
-        self.on_record: Callable[[LinePoint], None] | None = None
+        self._on_record: Callable[[LinePoint], None] | None = None
         self.fired_at: LinePoint | None = None
         self._record = False
         self._counting = True
         self._installed: _Backend | None = None
         self._armed: LinePoint | None = None
         self._armed_error: BaseException | None = None
+        self._armed_abs = ""
         # What the backends read on every event; kept in sync by `_sync`.
         self._rec = False
         self._armed_file: str | None = None
         self._armed_line = -1
         self._armed_hit = 0
         self._armed_count = 0
+        # Recorded events as (code, line); files and hit numbers are worked out when `points` is read,
+        # which keeps the per-line cost low. `_hits` is kept only while `on_record` needs hits at once.
+        self._raw: list[tuple[CodeType, int]] = []
         self._hits: dict[tuple[str, int], int] = {}
-        self._raw: list[tuple[str, int, int]] = []
 
     # -- installation ------------------------------------------------------------------------------
     def __enter__(self) -> LineTracer:
@@ -242,9 +244,25 @@ class LineTracer:
     # -- per attempt -------------------------------------------------------------------------------
     def begin_attempt(self) -> None:
         """Start a new attempt: hit counters and recorded points start again from zero."""
-        self._hits = {}
-        self._raw = []
+        if self._hits:
+            self._hits = {}
+        self._raw.clear()  # cleared in place: backends hold its `append`
         self._armed_count = 0
+        if self._installed is not None:
+            self._installed.refresh()
+
+    @property
+    def on_record(self) -> Callable[[LinePoint], None] | None:
+        """Called with each recorded point just before its line runs (only while `record` is on)."""
+        return self._on_record
+
+    @on_record.setter
+    def on_record(self, callback: Callable[[LinePoint], None] | None) -> None:
+        self._on_record = callback
+        if callback is not None:
+            self._hits = {}
+            for point in self.points:
+                self._hits[(point.file, point.line)] = point.hit
         self._sync()
 
     @property
@@ -270,7 +288,13 @@ class LineTracer:
     @property
     def points(self) -> list[LinePoint]:
         """The points recorded since `begin_attempt()`, in execution order."""
-        return [LinePoint(f, ln, h) for f, ln, h in self._raw]
+        hits: dict[tuple[str, int], int] = {}
+        points = []
+        for code, line in self._raw:
+            key = (code.co_filename, line)
+            hit = hits[key] = hits.get(key, 0) + 1
+            points.append(LinePoint(key[0], line, hit))
+        return points
 
     def arm(self, point: LinePoint, error: BaseException | None = None) -> None:
         """Raise `error` (default `InjectedCrash(where=point.where())`) as `point` is about to run."""
@@ -279,6 +303,7 @@ class LineTracer:
         if point.hit < 1:
             raise ConfigurationError(f"a point's hit number starts at 1, not {point.hit}")
         self._armed = point
+        self._armed_abs = point.file if os.path.isabs(point.file) else os.path.abspath(point.file)
         self._armed_error = error
         self.fired_at = None
         self._armed_count = 0
@@ -303,22 +328,22 @@ class LineTracer:
         self._rec = self._record and self._counting
         point = self._armed
         if point is not None and self._counting and self.fired_at is None:
-            file = point.file if os.path.isabs(point.file) else os.path.abspath(point.file)
-            self._armed_file, self._armed_line, self._armed_hit = file, point.line, point.hit
+            self._armed_file, self._armed_line, self._armed_hit = self._armed_abs, point.line, point.hit
         else:
             self._armed_file, self._armed_line, self._armed_hit = None, -1, 0
         if self._installed is not None:
             self._installed.refresh()
 
-    def _record_line(self, file: str, line: int) -> None:
-        key = (file, line)
-        hit = self._hits.get(key, 0) + 1
-        self._hits[key] = hit
-        self._raw.append((file, line, hit))
-        if self.on_record is not None:
-            self.on_record(LinePoint(file, line, hit))
-        if line == self._armed_line and hit == self._armed_hit and file == self._armed_file:
-            self._fire()
+    def _record_line(self, code: CodeType, line: int) -> None:
+        """The full recording path (a backend may append to `_raw` itself when nothing else is due)."""
+        self._raw.append((code, line))
+        callback = self._on_record
+        if callback is not None:
+            key = (code.co_filename, line)
+            hit = self._hits[key] = self._hits.get(key, 0) + 1
+            callback(LinePoint(key[0], line, hit))
+        if line == self._armed_line and code.co_filename == self._armed_file:
+            self._count_armed()
 
     def _count_armed(self) -> None:
         self._armed_count += 1

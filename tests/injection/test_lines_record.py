@@ -153,3 +153,17 @@ def test_bad_targets_say_what_to_do() -> None:
         Targets([])
     with pytest.raises(ConfigurationError, match="unknown line backend"):
         LineTracer(Targets(["linetgt_jobs"]), backend="dtrace")
+
+
+def test_only_the_installing_thread_is_traced(backend: str) -> None:
+    import threading
+
+    with LineTracer(Targets(JOB_TARGETS), backend=backend) as tracer:
+        tracer.begin_attempt()
+        tracer.record = True
+        worker = threading.Thread(target=jobs.loop_job, args=(2,))
+        worker.start()
+        worker.join()
+        assert tracer.points == []
+        jobs.loop_job(1)
+        assert tracer.points and tracer.points[0].line == line_of(jobs, "loop-start")
