@@ -301,7 +301,9 @@ class CeleryEngine(Engine):
         for queue in self._queues:
             if self._ready[queue]:
                 message = self._ready[queue].popleft()
-                self._execute(message)
+                # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
+                with self.activate():
+                    self._execute(message)
                 return True
         return False
 

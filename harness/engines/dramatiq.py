@@ -184,7 +184,8 @@ class DramatiqEngine(Engine):
             thread.handle_delayed_messages()
 
     def step(self) -> bool:
-        with self._virtual():
+        # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
+        with self.activate(), self._virtual():
             self._pull_delayed()
             for queue in self._queues:
                 message = next(self._consumers[queue].consumer)

@@ -179,7 +179,8 @@ class RQEngine(Engine):
     def step(self) -> bool:
         if not self._queues:
             return False
-        with self._virtual():
+        # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
+        with self.activate(), self._virtual():
             due = self.next_due()
             if due is not None and due <= self.clock.time():
                 self._release_due()

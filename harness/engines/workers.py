@@ -89,7 +89,12 @@ class RealWorker:
         self.queue = f"harness-{engine}-{uuid.uuid4().hex[:8]}"
         self._tmp = tempfile.TemporaryDirectory(prefix="harness-worker-") if workdir is None else None
         self.probe_dir = Path(workdir if workdir is not None else self._tmp.name)  # type: ignore[union-attr]
-        self.settings = {"redis_url": redis_url, "queue": self.queue, "probe_dir": str(self.probe_dir), **settings}
+        self.settings = {
+            "redis_url": redis_url,
+            "queue": self.queue,
+            "probe_dir": str(self.probe_dir),
+            **settings,
+        }
         self.adapter = _ADAPTERS[engine](self)
         self.process: subprocess.Popen[bytes] | None = None
         self._logs: list[Path] = []
@@ -247,7 +252,9 @@ class RealWorker:
             self.start()
             if force_recovery:
                 forced = self.adapter.force_recovery(job_id)
-            self.wait_for(lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout)
+            self.wait_for(
+                lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout
+            )
             recovered = len(self.starts(key)) >= 2
             if recovered:
                 self.wait_for(lambda: self.done(key) >= 1 and self.adapter.settled(job_id), 10.0)
@@ -276,7 +283,9 @@ class RealWorker:
     ) -> KillReport:
         """The worker lives on and sees its child die: it retries, fails or requeues the job itself."""
         self.release(key)
-        self.wait_for(lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout)
+        self.wait_for(
+            lambda: len(self.starts(key)) >= 2 or self.adapter.dead_lettered(job_id), recovery_timeout
+        )
         recovered = len(self.starts(key)) >= 2
         if recovered:
             self.wait_for(lambda: self.done(key) >= 1 and self.adapter.settled(job_id), 10.0)
@@ -347,7 +356,10 @@ class _RQ(_Adapter):
         from rq.registry import FailedJobRegistry, StartedJobRegistry
 
         queue = self.conf["queue"]
-        return (StartedJobRegistry(queue, connection=self.redis), FailedJobRegistry(queue, connection=self.redis))
+        return (
+            StartedJobRegistry(queue, connection=self.redis),
+            FailedJobRegistry(queue, connection=self.redis),
+        )
 
     def evidence(self, job_id: str) -> dict[str, Any]:
         from rq.job import Job
@@ -407,7 +419,9 @@ class _Dramatiq(_Adapter):
         broker = dramatiq_broker(self.conf)
         try:
             broker.declare_queue(self.conf["queue"])
-            message = Message(queue_name=self.conf["queue"], actor_name="probe", args=(key,), kwargs={}, options={})
+            message = Message(
+                queue_name=self.conf["queue"], actor_name="probe", args=(key,), kwargs={}, options={}
+            )
             message = broker.enqueue(message)
         finally:
             broker.close()
@@ -418,7 +432,9 @@ class _Dramatiq(_Adapter):
     def evidence(self, job_id: str) -> dict[str, Any]:
         queue = self.conf["queue"]
         job_id = self._redis_ids.get(job_id, job_id)
-        acked = [k.decode() for k in self.redis.scan_iter("dramatiq:__acks__.*") if self.redis.sismember(k, job_id)]
+        acked = [
+            k.decode() for k in self.redis.scan_iter("dramatiq:__acks__.*") if self.redis.sismember(k, job_id)
+        ]
         return {
             "ack_sets": acked,
             "queued": job_id.encode() in self.redis.lrange(f"dramatiq:{queue}", 0, -1),
@@ -452,7 +468,11 @@ class _Celery(_Adapter):
     def evidence(self, job_id: str) -> dict[str, Any]:
         if self.conf.get("broker_url", "").startswith("amqp"):
             return self._amqp_evidence(job_id)
-        unacked = [tag.decode() for tag, payload in self.redis.hgetall("unacked").items() if job_id.encode() in payload]
+        unacked = [
+            tag.decode()
+            for tag, payload in self.redis.hgetall("unacked").items()
+            if job_id.encode() in payload
+        ]
         queued = any(job_id.encode() in raw for raw in self.redis.lrange(self.conf["queue"], 0, -1))
         meta = self.redis.get(f"celery-task-meta-{job_id}")
         state = json.loads(meta)["status"] if meta else None

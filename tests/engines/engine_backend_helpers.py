@@ -203,3 +203,22 @@ def check_same_seed_same_log(make: Any) -> None:
         logs.append([e.to_dict() for e in engine.events])
         engine.close()
     assert logs[0] == logs[1] and len(logs[0]) > 10
+
+
+def check_jobs_enqueue_jobs(engine: Engine) -> None:
+    done: list[str] = []
+
+    @job(name="ship", queue="low")
+    def ship(order: int) -> None:
+        done.append(f"ship {order}")
+
+    @job(name="charge")
+    def charge(order: int) -> None:
+        done.append(f"charge {order}")
+        ship.enqueue(order)
+
+    engine.register(ship)
+    engine.enqueue(charge, 7)  # outside activate(): step() makes the engine current for the job
+    engine.run_until_quiet()
+    assert done == ["charge 7", "ship 7"]
+    assert [e.job for e in kinds(engine, EventKind.SUCCEEDED)] == ["charge", "ship"]

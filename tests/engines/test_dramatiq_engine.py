@@ -28,6 +28,7 @@ def engine():
         checks.check_hooks_and_observers,
         checks.check_injected_crash_is_retried,
         checks.check_scheduled_queued_and_reset,
+        checks.check_jobs_enqueue_jobs,
     ],
 )
 def test_harness_jobs(engine, check):

@@ -104,8 +104,19 @@ def test_reference_outcome_is_sidekiqs(outcomes):
 @pytest.mark.parametrize("name", NATIVE)
 @pytest.mark.parametrize(
     "aspect",
-    ["runs", "retried", "succeeded", "delays", "dead", "dead_counts", "discarded", "errors", "deaths",
-     "exhausted", "stats"],
+    [
+        "runs",
+        "retried",
+        "succeeded",
+        "delays",
+        "dead",
+        "dead_counts",
+        "discarded",
+        "errors",
+        "deaths",
+        "exhausted",
+        "stats",
+    ],
 )
 def test_native_routing_matches_the_reference(outcomes, name, aspect):
     assert outcomes[name][aspect] == outcomes["sim"][aspect]
@@ -125,7 +136,9 @@ def _final_order(events: list[Any], job_name: str) -> list[str]:
 def test_reference_reports_errors_after_the_death_handlers(outcomes):
     # Sidekiq: exhausted block, dead set, death handlers, then the error handlers.
     assert _final_order(outcomes["sim"]["events"], "always_fails") == [
-        "death_handler_called", "error_handler_called"]
+        "death_handler_called",
+        "error_handler_called",
+    ]
 
 
 @pytest.mark.parametrize("name", NATIVE)
@@ -133,7 +146,9 @@ def test_native_engines_report_errors_before_the_death_handlers(outcomes, name):
     # Documented difference: each native engine reports a failed attempt (Dramatiq's middleware, RQ's
     # exception handlers, Celery's task_failure signal) before it files the job as dead.
     assert _final_order(outcomes[name]["events"], "always_fails") == [
-        "error_handler_called", "death_handler_called"]
+        "error_handler_called",
+        "death_handler_called",
+    ]
 
 
 def _native_two_retries(name: str) -> tuple[int, list[str]]:
@@ -150,8 +165,14 @@ def _native_two_retries(name: str) -> tuple[int, list[str]]:
             import dramatiq
             from dramatiq.brokers.stub import StubBroker
 
-            native = dramatiq.Actor(body, broker=StubBroker(), actor_name="two", queue_name="default",
-                                    priority=0, options={"max_retries": 2, "min_backoff": 10})
+            native = dramatiq.Actor(
+                body,
+                broker=StubBroker(),
+                actor_name="two",
+                queue_name="default",
+                priority=0,
+                options={"max_retries": 2, "min_backoff": 10},
+            )
             engine.enqueue(native)
         elif name == "rq":
             from rq import Retry
@@ -162,8 +183,14 @@ def _native_two_retries(name: str) -> tuple[int, list[str]]:
             from celery import Celery
 
             app = Celery("parity_native", broker="memory://", set_as_current=False)
-            native = app.task(body, name="two", autoretry_for=(Transient,), max_retries=2, default_retry_delay=1,
-                              shared=False)
+            native = app.task(
+                body,
+                name="two",
+                autoretry_for=(Transient,),
+                max_retries=2,
+                default_retry_delay=1,
+                shared=False,
+            )
             engine.enqueue(native)
         engine.run_until_quiet()
     dead = [r.job for r in engine.dead()]
