@@ -11,7 +11,8 @@ ENGINE_MODULES = ("dramatiq", "rq", "celery", "kombu", "fakeredis", "time_machin
 
 
 def _loaded_after(statement: str) -> list[str]:
-    code = f"import sys\n{statement}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({ENGINE_MODULES!r})))"
+    report = f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({ENGINE_MODULES!r})))"
+    code = f"import sys\n{statement}\n{report}"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return eval(out.stdout.strip())
 
