@@ -66,7 +66,7 @@ def _run_dramatiq(conf: dict[str, Any]) -> None:
 
     broker = dramatiq_broker(conf)
     dramatiq.set_broker(broker)
-    dramatiq.actor(
+    dramatiq.actor(  # type: ignore[call-overload]
         probe, actor_name="probe", queue_name=conf["queue"], max_retries=conf.get("retries", 0), broker=broker
     )
     worker = Worker(broker, queues={conf["queue"]}, worker_threads=1, worker_timeout=100)

@@ -147,7 +147,7 @@ class CeleryEngine(Engine):
             if job.name not in self._tasks:
                 raw = type(job).__dict__.get("run")
                 bind = not isinstance(raw, staticmethod)
-                fn = raw.__func__ if isinstance(raw, staticmethod) else raw
+                fn: Any = raw.__func__ if isinstance(raw, staticmethod) else raw
                 settings = {key: getattr(job, key) for key in NATIVE_SETTINGS if hasattr(job, key)}
                 base = next(c for c in type(job).__mro__[1:] if issubclass(c, Task))
                 queue = _native_queue(job)

@@ -179,7 +179,7 @@ class DramatiqEngine(Engine):
         """Take delayed messages off the broker and release the due ones, as a consumer thread does."""
         for queue in self._queues:
             thread = self._consumers[dq_name(queue)]
-            while (message := next(thread.consumer)) is not None:
+            while (message := next(_consumer(thread))) is not None:
                 thread.handle_message(message)
             thread.handle_delayed_messages()
 
@@ -188,7 +188,7 @@ class DramatiqEngine(Engine):
         with self.activate(), self._virtual():
             self._pull_delayed()
             for queue in self._queues:
-                message = next(self._consumers[queue].consumer)
+                message = next(_consumer(self._consumers[queue]))
                 if message is None:
                     continue
                 self._consumers[queue].handle_message(message)
@@ -285,7 +285,7 @@ class DramatiqEngine(Engine):
         arguments = check_json_args(name, args)
         now = self.clock.time()
         when = at if at is not None else (now + delay if delay else None)
-        message = Message(
+        message: Message[Any] = Message(
             queue_name=actor.queue_name,
             actor_name=name,
             args=tuple(arguments),
@@ -369,3 +369,8 @@ class DramatiqEngine(Engine):
 
     def close(self) -> None:
         self.broker.close()
+
+
+def _consumer(thread: Any) -> Any:
+    """The broker consumer of a consumer thread that is never started (set in `_add_consumers`)."""
+    return thread.consumer

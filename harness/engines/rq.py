@@ -78,7 +78,8 @@ class RQEngine(Engine):
     ) -> None:
         super().__init__(clock=clock, seed=seed, hooks=hooks)
         self.bridge = Bridge(self)
-        self.connection = connection if connection is not None else fakeredis.FakeRedis()
+        # Any: redis-py's sync/async union types do not survive zrange(..., withscores=True).
+        self.connection: Any = connection if connection is not None else fakeredis.FakeRedis()
         self._functions: dict[str, Callable[..., Any]] = {}
         self._jobs: dict[str, Job] = {}
         self._queues: dict[str, Queue] = {}
@@ -202,13 +203,13 @@ class RQEngine(Engine):
         """First of RQ's exception handlers: report the failure, and route a harness job."""
         record = self._record_for(job)
         self.bridge.failed(record, exc)
-        harness_job = self._jobs.get(job.func_name)
+        harness_job = self._jobs.get(job.func_name or "")
         if harness_job is not None:
             decision = self.bridge.decide(harness_job, record.retry_count or 0, exc, record)
             self._decisions[job.id] = decision
             if decision.kind == "retry":
                 # RQ reads the next interval from this list when it calls Job.retry right after us.
-                job.retry_intervals = [decision.delay]
+                job.retry_intervals = [decision.delay]  # type: ignore[list-item]  # floats work
             else:
                 job.retries_left = 0
         return True
@@ -230,7 +231,7 @@ class RQEngine(Engine):
         self.bridge.settle(record, error, decision)
 
     def _record_for(self, job: RQJob) -> JobRecord:
-        return self.bridge.record(job.id, job.func_name, list(job.args), job.origin)
+        return self.bridge.record(job.id, (job.func_name or ""), list(job.args), job.origin)
 
     # -- inspecting --------------------------------------------------------------------------------------
     def _snapshot(self, job_id: str, run_at: float | None = None) -> JobRecord | None:
@@ -308,7 +309,7 @@ def _job_class(engine: RQEngine) -> type[RQJob]:
 
         @property
         def func(self) -> Any:
-            found = engine._functions.get(self.func_name)
+            found = engine._functions.get(self.func_name or "")
             return found if found is not None else super().func
 
         def _execute(self) -> Any:

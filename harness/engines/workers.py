@@ -310,7 +310,7 @@ class _Adapter:
 
         self.worker = worker
         self.conf = worker.settings
-        self.redis = redis.Redis.from_url(worker.redis_url)
+        self.redis: Any = redis.Redis.from_url(worker.redis_url)
 
     def enqueue(self, key: str) -> str:
         raise NotImplementedError
@@ -419,7 +419,7 @@ class _Dramatiq(_Adapter):
         broker = dramatiq_broker(self.conf)
         try:
             broker.declare_queue(self.conf["queue"])
-            message = Message(
+            message: Any = Message(
                 queue_name=self.conf["queue"], actor_name="probe", args=(key,), kwargs={}, options={}
             )
             message = broker.enqueue(message)
