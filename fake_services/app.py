@@ -20,14 +20,19 @@ from fake_services.state import FakeServices
 
 __all__ = ["create_app"]
 
-_RAW_SEND = "fake_services.raw_send"
-
 
 class _ServicesApp(Starlette):
+    """HTTP goes straight to the core: Starlette's middleware would only add work to every request
+    (the core turns every problem into a reply itself) and would hide the server's `send`, which a
+    dropped connection needs. Lifespan and anything else still go through Starlette."""
+
+    core: _Core
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        # Starlette's middleware wraps `send`; keep the server's own so a fault can reach its socket.
-        scope[_RAW_SEND] = send
-        await super().__call__(scope, receive, send)
+        if scope["type"] == "http":
+            await self.core(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
 
 
 class _Core:
@@ -55,7 +60,7 @@ class _Core:
             if reply.action == "timeout":
                 # Hold the connection past the client's limit, then hang up: it never gets an answer.
                 await asyncio.sleep(reply.timeout_s)
-            if _drop_connection(scope):
+            if _drop_connection(send):
                 return
             reply = Reply(502, b"", None, {"connection": "close"})
         await _send(send, reply)
@@ -68,10 +73,10 @@ async def _send(send: Send, reply: Reply) -> None:
     await send({"type": "http.response.body", "body": reply.body})
 
 
-def _drop_connection(scope: Scope) -> bool:
+def _drop_connection(send: Send) -> bool:
     """Close the client's connection without a response; False if the server gives no way to."""
     # uvicorn's `send` is a bound method of its request cycle, which holds the asyncio transport.
-    cycle: Any = getattr(scope.get(_RAW_SEND), "__self__", None)
+    cycle: Any = getattr(send, "__self__", None)
     transport = getattr(cycle, "transport", None)
     if transport is None or not hasattr(cycle, "disconnected"):
         return False
@@ -83,6 +88,8 @@ def _drop_connection(scope: Scope) -> bool:
 def create_app(services: FakeServices | None = None) -> Starlette:
     """The fake services as an ASGI app; give it `services` to share state with other modes."""
     services = services if services is not None else FakeServices()
-    app = _ServicesApp(routes=[Route("/{path:path}", _Core(services))])
+    core = _Core(services)
+    app = _ServicesApp(routes=[Route("/{path:path}", core)])
+    app.core = core
     app.state.services = services
     return app

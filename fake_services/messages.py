@@ -63,8 +63,12 @@ class Reply:
         return json.loads(self.body)
 
 
+# Built once: `json.dumps` with options builds a new encoder on every call.
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def json_reply(status: int, payload: Any, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, json.dumps(payload, separators=(",", ":")).encode(), JSON, headers or {})
+    return Reply(status, _ENCODER.encode(payload).encode(), JSON, headers or {})
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Reply:

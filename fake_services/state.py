@@ -64,6 +64,10 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# Built once: `json.loads` with options builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 class FakeServices:
     """Payments, email, fulfillment, error catcher and chat, with behaviours, faults and a journal.
 
@@ -161,7 +165,7 @@ class FakeServices:
         body: Any = {}
         if call.body and call.method not in _BODYLESS:
             try:
-                body = json.loads(call.body, parse_constant=_reject_constant)
+                body = _DECODER.decode(call.body.decode("utf-8"))
             except (ValueError, RecursionError) as exc:
                 reply = problem(422, "Body is not JSON", f"send a JSON body ({exc})")
                 self.journal.append(now, service.name, route.operation, {}, None, None, False, 422)

@@ -1,0 +1,192 @@
+"""Charges per second and latency through the fake services on a real loopback socket.
+
+The services run under uvicorn in a child process; 64 concurrent keep-alive connections post charges.
+A trivial Starlette endpoint answering the same charge is measured the same way in the same run, and
+the ratio says how much of the server's capacity the services' own code costs (1.0 = none).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+CONCURRENCY = 64
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CHARGE = {"customer_id": 1, "payment_method_id": "pm_1", "amount_cents": 1500, "metadata": {"order_id": 7}}
+
+
+def _bare_app() -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    async def charge(request: Request) -> JSONResponse:
+        await request.body()
+        return JSONResponse({"status": "success", "charge_id": "ch_00000000"}, status_code=201)
+
+    async def status(request: Request) -> JSONResponse:
+        return JSONResponse({})
+
+    return Starlette(routes=[Route("/payments/charge", charge, methods=["POST"]),
+                             Route("/payments/status", status)])
+
+
+def serve(kind: str, port: int) -> None:
+    """Entry point of the child process: serve `kind` ("services" or "bare") on loopback."""
+    import uvicorn
+
+    if kind == "services":
+        from fake_services import FakeServices, create_app
+
+        app = create_app(FakeServices(seed=0))
+    else:
+        app = _bare_app()
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="off")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(kind: str) -> Iterator[tuple[int, int]]:
+    port = _free_port()
+    code = f"from bench.bench_services import serve; serve({kind!r}, {port})"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(500):
+            if child.poll() is not None:
+                raise RuntimeError(f"the {kind} server exited with {child.returncode} before listening")
+            try:
+                httpx.get(f"{url}/payments/status", timeout=0.5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.02)
+        else:
+            raise RuntimeError(f"the {kind} server did not answer on {url} within 10 s")
+        yield port, child.pid
+    finally:
+        child.terminate()
+        child.wait(10)
+
+
+def _request_bytes(port: int) -> bytes:
+    body = json.dumps(CHARGE).encode()
+    head = (f"POST /payments/charge HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: */*\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+    return head.encode() + body
+
+
+async def _one_connection(port: int, count: int, latencies: list[float]) -> None:
+    """One keep-alive client: send a charge, read the whole answer, repeat. Deliberately minimal, so
+    the figures measure the server rather than a client library's connection pool."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    request = _request_bytes(port)
+    try:
+        for _ in range(count):
+            start = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            body = await reader.readexactly(length)
+            latencies.append(time.perf_counter() - start)
+            if status != 201:
+                raise RuntimeError(f"charge answered {status}: {body[:200]!r}")
+    finally:
+        writer.close()
+
+
+async def _load(port: int, total: int) -> tuple[float, list[float]]:
+    per_client = total // CONCURRENCY
+    warmup: list[float] = []
+    await asyncio.gather(*[_one_connection(port, 5, warmup) for _ in range(CONCURRENCY)])
+    latencies: list[float] = []
+    start = time.perf_counter()
+    await asyncio.gather(*[_one_connection(port, per_client, latencies) for _ in range(CONCURRENCY)])
+    elapsed = time.perf_counter() - start
+    return per_client * CONCURRENCY / elapsed, latencies
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of a process so far (None where /proc is not there)."""
+    try:
+        fields = pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _measure(kind: str, total: int) -> tuple[float, list[float], float | None]:
+    """Requests per second, latencies, and the server's CPU seconds per request (None if unknown)."""
+    with _server(kind) as (port, pid):
+        asyncio.run(_load(port, CONCURRENCY * 5))  # warm the server's code paths before counting
+        before = _cpu_seconds(pid)
+        rate, latencies = asyncio.run(_load(port, total))
+        after = _cpu_seconds(pid)
+    cpu = None if before is None or after is None else (after - before) / len(latencies)
+    return rate, latencies, cpu
+
+
+def run(quick: bool) -> dict[str, dict]:
+    total = 1920 if quick else 6400
+    rounds = 3 if quick else 7
+    rates: dict[str, list[float]] = {"bare": [], "services": []}
+    cpu: dict[str, list[float | None]] = {"bare": [], "services": []}
+    latencies: list[float] = []
+    # The machine is shared, so pair each services run with a bare run next to it, swap their order
+    # every round, and report medians: one noisy round then moves nothing.
+    for n in range(rounds):
+        for kind in ("bare", "services") if n % 2 == 0 else ("services", "bare"):
+            rate, seen, cpu_per_request = _measure(kind, total)
+            rates[kind].append(rate)
+            cpu[kind].append(cpu_per_request)
+            if kind == "services":
+                latencies.extend(seen)
+    rate, bare_rate = statistics.median(rates["services"]), statistics.median(rates["bare"])
+    if None in cpu["services"] or None in cpu["bare"]:
+        ratio = statistics.median(s / b for s, b in zip(rates["services"], rates["bare"], strict=True))
+        how = "throughput over a trivial Starlette endpoint's, median of paired runs"
+    else:
+        # A server that is CPU-bound serves 1/cpu-per-request: comparing the server process's own CPU
+        # time per request says what our code costs, whatever else the machine is doing.
+        ratio = statistics.median(cpu["bare"]) / statistics.median(cpu["services"])  # type: ignore[type-var]
+        how = (f"server CPU per request of a trivial Starlette endpoint over ours "
+               f"({statistics.median(cpu['bare']) * 1e6:.0f} vs "  # type: ignore[type-var, operator]
+               f"{statistics.median(cpu['services']) * 1e6:.0f} us)")  # type: ignore[type-var, operator]
+    where = f"{CONCURRENCY} concurrent keep-alive connections, uvicorn in a child process on loopback"
+    return {
+        "services.charges_per_s": {"value": round(rate, 1), "unit": "req/s",
+                                   "note": f"POST /payments/charge, {where}; median of {rounds} runs"},
+        "services.p50_ms": {"value": round(_percentile(latencies, 0.50) * 1000, 2), "unit": "ms",
+                            "note": "median charge latency under that load"},
+        "services.p99_ms": {"value": round(_percentile(latencies, 0.99) * 1000, 2), "unit": "ms",
+                            "note": "99th percentile charge latency under that load"},
+        "services.vs_bare_asgi_ratio": {"value": round(ratio, 3), "unit": "ratio",
+                                        "note": f"{how}; bare endpoint {bare_rate:.0f} req/s"},
+    }
