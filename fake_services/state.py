@@ -43,7 +43,7 @@ class _WallClock:
             _time.sleep(seconds)
 
 
-class _Names(dict):  # type: ignore[type-arg]
+class _Names(dict[str, Any]):
     """A dict keyed by service name that also answers to the Python spelling `error_catcher`."""
 
     def __missing__(self, key: str) -> Any:
