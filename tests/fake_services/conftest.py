@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import httpx
 import pytest
+from fake_api_helpers import Api
 
 from fake_services import FakeServices, ServicesTransport
 from fake_services.testing import serve_in_thread
-
-
-@dataclass
-class Api:
-    """The services and an httpx client that reaches them in one of the two modes."""
-
-    mode: str
-    services: FakeServices
-    http: httpx.Client
-    base_url: str
 
 
 @pytest.fixture(scope="session")
@@ -41,11 +31,3 @@ def api(request: pytest.FixtureRequest) -> Iterator[Api]:
     with httpx.Client(base_url=url, timeout=5.0) as http:
         yield Api("socket", services, http, url)
     services.reset()
-
-
-CHARGE = {"customer_id": 1, "payment_method_id": "pm_1", "amount_cents": 1500,
-          "metadata": {"order_id": 7}}
-EMAIL = {"to": "pat@example.com", "template_id": "order-confirmation", "template_data": {"order_id": 7}}
-FULFILL = {"customer_id": 1, "address": "1 Main St", "product_id": 3, "quantity": 2,
-           "metadata": {"order_id": 7}}
-NOTIFY = {"exception_class": "ValueError", "exception_message": "boom"}

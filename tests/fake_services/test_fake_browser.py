@@ -7,7 +7,7 @@ import pathlib
 
 import httpx
 import pytest
-from conftest import CHARGE
+from fake_api_helpers import CHARGE
 
 from fake_services import FakeServices
 from fake_services.testing import serve_in_thread

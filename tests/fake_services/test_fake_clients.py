@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 import pytest
-from conftest import CHARGE, Api
+from fake_api_helpers import CHARGE, Api
 
 from fake_services import FakeServices, FaultRule, ServicesTransport
 from fake_services.clients import (

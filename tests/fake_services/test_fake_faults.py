@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import CHARGE, EMAIL, FULFILL, NOTIFY, Api
+from fake_api_helpers import CHARGE, EMAIL, FULFILL, NOTIFY, Api
 
 from fake_services import FakeServices, FaultRule, ServicesTransport
 from fake_services.clients import PaymentsClient, TransientServiceError

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from conftest import CHARGE, EMAIL, FULFILL, Api
+from fake_api_helpers import CHARGE, EMAIL, FULFILL, Api
 
 from fake_services import FakeServices, FaultRule, ServicesTransport
 from fake_services.testing import serve_in_thread

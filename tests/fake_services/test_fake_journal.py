@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from conftest import CHARGE, EMAIL, FULFILL, NOTIFY, Api
+from fake_api_helpers import CHARGE, EMAIL, FULFILL, NOTIFY, Api
 
 import fake_services
 from fake_services import FakeServices, FaultRule, ServicesTransport

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
-from conftest import CHARGE, EMAIL, FULFILL, NOTIFY, Api
+from fake_api_helpers import CHARGE, EMAIL, FULFILL, NOTIFY, Api
+
+from fake_services import FakeServices, ServicesTransport
+from harness.clock import EPOCH, VirtualClock
 
 
 def test_charge_succeeds_with_201_and_a_charge_id(api: Api) -> None:
@@ -185,3 +189,48 @@ def test_unknown_paths_and_methods_get_problems(api: Api) -> None:
     wrong = api.http.get("/payments/charge")
     assert wrong.status_code == 405 and wrong.headers["allow"] == "POST"
     assert api.http.get("/nowhere").status_code == 404
+
+
+def test_email_search_needs_both_parameters_or_neither(api: Api) -> None:
+    api.http.post("/email/send", json=EMAIL)
+    one = api.http.get("/email/emails", params={"email": EMAIL["to"]})
+    assert one.status_code == 422 and one.json()["errorMessage"] == "template_id required"
+    assert len(api.http.get("/email/emails").json()) == 1
+
+
+@pytest.mark.parametrize(("send", "listing"), [
+    (("POST", "/payments/charge", CHARGE), "/payments/charges"),
+    (("PUT", "/fulfillment/request", FULFILL), "/fulfillment/requests"),
+    (("PUT", "/error-catcher/notification", NOTIFY), "/error-catcher/notifications"),
+])
+def test_list_endpoints_return_the_records(api: Api, send: tuple, listing: str) -> None:
+    method, path, body = send
+    api.http.request(method, path, json=body)
+    listed = api.http.get(listing)
+    assert listed.status_code == 200 and len(listed.json()) == 1
+    assert listed.json()[0]["customer_id" if "notification" not in path else "exception_class"]
+
+
+def test_x_be_slow_true_sleeps_one_to_ten_seconds_on_the_services_clock() -> None:
+    clock = VirtualClock()
+    services = FakeServices(seed=1, clock=clock)
+    with httpx.Client(transport=ServicesTransport(services), base_url="http://fake") as http:
+        slept = []
+        for _ in range(30):
+            before = clock.time()
+            response = http.post("/chat/webhook", json={"text": "x"}, headers={"X-Be-Slow": "true"})
+            assert response.status_code == 200
+            slept.append(clock.time() - before)
+    assert set(slept) <= set(range(1, 11)) and len(set(slept)) > 3
+
+
+def test_slow_combines_with_throttle_and_crash() -> None:
+    clock = VirtualClock()
+    services = FakeServices(clock=clock)
+    with httpx.Client(transport=ServicesTransport(services), base_url="http://fake") as http:
+        slow = {"X-Be-Slow": "4"}
+        throttled = http.post("/payments/charge", json=CHARGE, headers={**slow, "X-Throttle": "true"})
+        crashed = http.post("/payments/charge", json=CHARGE, headers={**slow, "X-Crash": "true"})
+    assert throttled.status_code == 429 and crashed.status_code in (503, 504)
+    assert clock.time() - EPOCH == 8
+    assert services.payments.records() == []
