@@ -40,8 +40,9 @@ class Fulfillment(Service):
         self.routes[("GET", "status")] = Route("status", self._num_requests, 200)
 
     def clear(self) -> int:
-        self._by_key.clear()
-        return super().clear()
+        with self.lock:
+            self._by_key.clear()
+            return super().clear()
 
     def keys(self, operation: str, call: Call, body: Any) -> dict[str, Any]:
         if operation != "request" or not isinstance(body, dict):

@@ -33,8 +33,9 @@ class Payments(Service):
         self.routes[("POST", "charge")] = Route("charge", self._charge, 201, keyed=True)
 
     def clear(self) -> int:
-        self._by_key.clear()
-        return super().clear()
+        with self.lock:
+            self._by_key.clear()
+            return super().clear()
 
     def keys(self, operation: str, call: Call, body: Any) -> dict[str, Any]:
         if operation != "charge" or not isinstance(body, dict):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import random
 import secrets
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -48,6 +49,8 @@ class Service:
     def __init__(self, seed: int | None, clock: Any) -> None:
         self.seed = seed
         self.clock = clock
+        #: `FakeServices` replaces this with its own lock, so one lock guards every service.
+        self.lock: threading.RLock | Any = threading.RLock()
         self._records: list[dict[str, Any]] = []
         self._rng = random.Random()
         self.reseed()
@@ -70,13 +73,15 @@ class Service:
 
     def records(self) -> list[dict[str, Any]]:
         """A copy of what the service stored, oldest first."""
-        return copy.deepcopy(self._records)
+        with self.lock:
+            return copy.deepcopy(self._records)
 
     def clear(self) -> int:
         """Forget every record; returns how many there were."""
-        count = len(self._records)
-        self._records.clear()
-        return count
+        with self.lock:
+            count = len(self._records)
+            self._records.clear()
+            return count
 
     def reset(self) -> None:
         self.clear()

@@ -93,6 +93,8 @@ class FakeServices:
         self.journal = Journal()
         self.idempotency = IdempotencyStore(idempotency_retention_s)
         self.lock = threading.RLock()
+        for one in every:
+            one.lock = self.lock
         self._rng = random.Random(seed)
         from fake_services.control import Control
 
