@@ -79,7 +79,8 @@ class FakeServices:
                  idempotency_retention_s: float = DEFAULT_RETENTION_S) -> None:
         self.seed = seed
         self.clock = clock if clock is not None else _WallClock()
-        #: True when time is the wall clock: a slow call then really blocks, so skins move it off-loop.
+        #: True when a slow call really blocks (the wall clock, or harness's RealClock), so the ASGI app
+        #: and the async transport run it in a worker thread; set it for another clock that blocks.
         self.wall_clock = clock is None or type(clock).__name__ in ("RealClock", "_WallClock")
         self.payments = Payments(seed, self.clock)
         self.email = Email(seed, self.clock)
