@@ -15,6 +15,7 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigurationError
+from harness.injection.lines import with_exits
 
 if TYPE_CHECKING:
     from harness.injection.lines import LineTracer
@@ -107,6 +108,8 @@ class MonitoringBackend:
         self.codes: dict[int, CodeType] = {}
         #: One-liner target codes whose line this backend reports at PY_START: id -> (code, line).
         self.first_lines: dict[int, tuple[CodeType, int]] = {}
+        #: id(code) -> `with_exits(code)`, for target code that has `with` blocks.
+        self.exits: dict[int, dict[int, frozenset[int]]] = {}
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
         self.line_callback: Any = None
@@ -142,6 +145,7 @@ class MonitoringBackend:
         mon.register_callback(self.tool, mon.events.PY_START, None)
         mon.free_tool_id(self.tool)
         self.codes.clear()
+        self.exits.clear()
         self.first_lines.clear()
         self.line_callback = None
         self.tool = -1
@@ -176,6 +180,9 @@ class MonitoringBackend:
             if id(current) in self.codes or not targets.matches_file(current.co_filename):
                 continue
             self.codes[id(current)] = current
+            exits = with_exits(current)
+            if exits:
+                self.exits[id(current)] = exits
             if not self._line_reliable:
                 first = _one_line_start(current)
                 if first is not None:
@@ -197,6 +204,14 @@ class MonitoringBackend:
         # same execution. Only ever set where LINE is unreliable for one-liners.
         pending: list[Any] = [None, 0]
 
+        exits = self.exits
+        frame = sys._getframe
+
+        def leaves_with(code: CodeType, line: int) -> bool:
+            # Called from a LINE callback: frame 2 is the monitored frame, at the event's offset.
+            lines = exits.get(id(code))
+            return lines is not None and line in lines and frame(2).f_lasti in lines[line]
+
         def repeats(code: CodeType, line: int) -> bool:
             was, pending[0] = pending[0], None
             return was is code and pending[1] == line
@@ -204,18 +219,24 @@ class MonitoringBackend:
         def on_line_fast(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
+            if leaves_with(code, line):
+                return disable  # this location only: the `with` line's events as the block starts stay
             if get_ident() == thread:
                 append((code, line))
 
         def on_line_full(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
+            if leaves_with(code, line):
+                return disable  # this location only: the `with` line's events as the block starts stay
             if get_ident() == thread:
                 record_line(code, line)
 
         def on_line_armed(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
+            if leaves_with(code, line):
+                return disable  # this location only: the `with` line's events as the block starts stay
             if line == tracer._armed_line and code.co_filename == tracer._armed_file:
                 if get_ident() == thread:
                     tracer._count_armed()

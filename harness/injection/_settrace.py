@@ -15,6 +15,8 @@ from threading import get_ident
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
+from harness.injection.lines import with_exits
+
 if TYPE_CHECKING:
     from harness.injection.lines import LineTracer
 
@@ -65,6 +67,8 @@ class SettraceBackend:
         #: id(code) -> (code, False) for other code or (code, `_verdict(code)`) for target code. Keyed
         #: by id(): equal code objects from other files or re-imports must be judged on their own.
         self.verdicts: dict[int, tuple[CodeType, tuple[int, int, int] | bool]] = {}
+        #: id(code) -> `with_exits(code)` for target code already called.
+        self.exits: dict[int, dict[int, frozenset[int]]] = {}
 
     def install(self) -> None:
         self._thread = get_ident()
@@ -85,6 +89,7 @@ class SettraceBackend:
         if get_ident() == self._thread:
             sys.settrace(self.previous)
         self.verdicts.clear()
+        self.exits.clear()
 
     def refresh(self) -> None:
         # A trace function that raises (our injected crash) is switched off by the interpreter; put it
@@ -97,7 +102,7 @@ class SettraceBackend:
         verdicts = self.verdicts
         matches_file = tracer.targets.matches_file
 
-        def local_for_frame(last: int) -> TraceFn:
+        def local_for_frame(last: int, exits: dict[int, frozenset[int]]) -> TraceFn:
             # PEP 669's LINE fires when the line changes; the legacy 'line' event also repeats a line
             # on a backward jump within it (a one-line loop). Dropping repeats keeps both backends equal.
             # `last` is the line a resumed generator stopped at, 0 for a fresh frame.
@@ -108,6 +113,8 @@ class SettraceBackend:
                     line = frame.f_lineno
                     if line != last:
                         last = line
+                        if exits and line in exits and frame.f_lasti in exits[line]:
+                            return local  # a `with` block's exit is not a crash point (see with_exits)
                         if tracer._rec:
                             tracer._record_line(frame.f_code, line)
                         elif line == tracer._armed_line and frame.f_code.co_filename == tracer._armed_file:
@@ -132,6 +139,9 @@ class SettraceBackend:
                 or not first <= tracer._armed_line <= last
             ):
                 return None
-            return local_for_frame(frame.f_lineno if resume >= 0 and frame.f_lasti > resume else 0)
+            exits = self.exits.get(id(code))
+            if exits is None:
+                exits = self.exits[id(code)] = with_exits(code)
+            return local_for_frame(frame.f_lineno if resume >= 0 and frame.f_lasti > resume else 0, exits)
 
         return on_call
