@@ -9,6 +9,7 @@ HarnessError(Exception)                 anything the harness itself refuses or c
 
 UnsafeJobError(AssertionError)          raised by Report.assert_safe(); pytest shows its message
 
+InjectedError(RuntimeError)             a plain bug the injector raises at a line (a permanent failure)
 InjectedCrash(BaseException)            the simulated death of the worker process at a point
 Shutdown(BaseException)                 raised into a job still running when a hard shutdown ends
 ```
@@ -25,6 +26,7 @@ __all__ = [
     "EngineUnavailable",
     "HarnessError",
     "InjectedCrash",
+    "InjectedError",
     "JobArgumentError",
     "ScenarioError",
     "Shutdown",
@@ -62,6 +64,10 @@ class InjectedCrash(BaseException):
     def __init__(self, where: str = "") -> None:
         super().__init__(f"injected crash at {where}" if where else "injected crash")
         self.where = where
+
+
+class InjectedError(RuntimeError):
+    """A bug planted by the injector: an ordinary exception, as a permanent failure in job code is."""
 
 
 class Shutdown(BaseException):

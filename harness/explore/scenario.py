@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ class Scenario:
     - `invariants`: checks on the world after the run (the explorer always adds its own baseline check
       that the effects equal the clean run's unless `compare_to_clean_run=False`).
     - `targets`: module or package names whose lines are crash points (default: the job's package).
+    - `fingerprint(world)`: see the field's comment.
     - `reset()`: drop process state after an injected crash (roll back and close connections, clear
       caches), as a fresh process would start.
     """
@@ -45,6 +46,9 @@ class Scenario:
     reset: Callable[[], None] | None = None
     jobs: Sequence[Job] = ()
     compare_to_clean_run: bool = True
+    #: A hashable summary of the app's own state (its database rows, say). With it the explorer can
+    #: tell that two crash points leave the same world and run only one of them (pruning).
+    fingerprint: Callable[[World], Hashable] | None = None
     #: Virtual-time bound for one plan's run (seconds); 25 Sidekiq retries take about 21 days.
     max_time: float = 30 * 24 * 3600.0
     description: str = ""

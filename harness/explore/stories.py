@@ -1,0 +1,82 @@
+"""Tell a violating run as a short story: what each attempt did, where the fault struck, what it left."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from harness.injection.plans import CallPoint, Duplicate, FaultStep, Plan, describe_point
+
+if TYPE_CHECKING:
+    from harness.explore.runner import Execution, RunResult
+    from harness.world import World
+
+__all__ = ["describe_fault", "tell"]
+
+_CALL_FAULTS = {
+    ("drop", "before"): "lost the request on the way (nothing happened)",
+    ("drop", "after"): "did it, but the connection dropped before the answer came back",
+    ("timeout", "before"): "timed out before doing anything",
+    ("timeout", "after"): "did it, but the answer timed out",
+    ("429", "before"): "throttled the request (429, nothing happened)",
+    ("malformed", "after"): "did it, but answered with a malformed body",
+}
+
+
+def describe_fault(step: FaultStep) -> str:
+    point = step.point
+    if isinstance(point, CallPoint):
+        what = _CALL_FAULTS.get((step.fault, point.phase))
+        if what is None:
+            what = (
+                f"did it, then answered {step.fault}"
+                if point.phase == "after"
+                else f"answered {step.fault} without doing anything"
+            )
+        nth = f" (call {point.call})" if point.call > 1 else ""
+        return f"`{point.service}.{point.operation}`{nth} {what}"
+    return f"crashed at `{describe_point(point)}`"
+
+
+def _short(job: str) -> str:
+    return job.rsplit(".", 1)[-1]
+
+
+def _last_call(execution: Execution, world: World) -> str | None:
+    entries = world.services.journal.entries()[execution.journal_start : execution.journal_end]
+    if not entries:
+        return None
+    last = entries[-1]
+    return f"{last.service}.{last.operation}"
+
+
+def tell(plan: Plan, result: RunResult, world: World) -> str:
+    """One sentence per attempt, joined with semicolons."""
+    by_attempt: dict[int, list[FaultStep]] = {}
+    for step in plan:
+        if isinstance(step, FaultStep):
+            by_attempt.setdefault(step.attempt, []).append(step)
+    fired = set(result.fired)
+    parts: list[str] = []
+    redelivered = any(isinstance(step, Duplicate) for step in plan)
+    entry_job = result.executions[0].job if result.executions else None
+    for execution in result.executions:
+        if redelivered and execution.index > 1 and execution.job == entry_job and execution.attempt == 1:
+            parts.append("then the whole job was delivered again")
+            redelivered = False
+        head = f"attempt {execution.attempt} of {_short(execution.job)}"
+        steps = [s for s in by_attempt.get(execution.index, []) if s in fired]
+        if not steps:
+            tail = "ran to the end" if execution.error is None else f"failed with {execution.error}"
+            parts.append(f"{head} {tail}")
+            continue
+        step = steps[0]
+        sentence = f"{head} {describe_fault(step)}" if step.fault == "crash" else f"{head}: {describe_fault(step)}"
+        if step.fault == "crash":
+            last = _last_call(execution, world)
+            sentence += f" just after `{last}` returned" if last else " before calling any service"
+        elif execution.error is None:
+            sentence += ", and the attempt carried on to the end"
+        else:
+            sentence += f", and the attempt failed with {execution.error}"
+        parts.append(sentence)
+    return "; ".join(parts)

@@ -1,0 +1,98 @@
+"""The explorer finds a planted double charge, shrinks it, replays it, and clears the idempotent twin."""
+
+from __future__ import annotations
+
+import json
+
+import planted
+import pytest
+
+from harness.explore import Explorer, explore
+from harness.injection.plans import CallPoint, FaultStep, plan_from_json
+
+
+@pytest.fixture(scope="module")
+def naive_report():
+    return explore(planted.NAIVE, seed=3)
+
+
+def test_planted_double_charge_is_found(naive_report):
+    assert naive_report.verdict == "unsafe"
+    charges = naive_report.found(text="payments.charge")
+    assert charges, naive_report.to_text()
+    # Every violating plan is a single fault: depth 1 plans are already minimal.
+    assert all(len(u.plan) == 1 for u in naive_report.unsafe)
+    stories = " ".join(u.story for u in charges)
+    assert "email.send" in stories and "payments.charge" in " ".join(charges[0].violations)
+
+
+def test_a_crash_after_the_charge_is_reported_at_its_line(naive_report):
+    crash_lines = [u for u in naive_report.unsafe if isinstance(u.plan[0], FaultStep) and u.plan[0].fault == "crash"]
+    assert crash_lines, naive_report.to_text()
+    assert all(u.plan[0].point.file.endswith("planted.py") for u in crash_lines)
+    assert any("just after `payments.charge` returned" in u.story for u in crash_lines)
+
+
+def test_the_idempotent_twin_is_safe():
+    report = explore(planted.SAFE, seed=3)
+    assert report.verdict == "safe", report.to_text()
+    assert report.points["line"] > 0 and report.points["call"] > 0
+    report.assert_safe()
+
+
+def test_unsafe_report_fails_assert_safe_with_the_story(naive_report):
+    with pytest.raises(AssertionError) as info:
+        naive_report.assert_safe()
+    assert "replay: harness explore" in str(info.value)
+
+
+def test_replay_reproduces_the_violation(naive_report):
+    unsafe = naive_report.unsafe[0]
+    explorer = Explorer(planted.NAIVE, seed=3)
+    try:
+        again = explorer.replay(unsafe.plan)
+    finally:
+        explorer.close()
+    assert again.violations == unsafe.violations
+
+
+def test_json_report_follows_the_schema(naive_report):
+    data = json.loads(naive_report.to_json())
+    assert data["schema"] == "harness.report/1"
+    for key in ("scenario", "engine", "seed", "points", "plans_run", "plans_pruned", "duration_s", "verdict"):
+        assert key in data
+    first = data["unsafe"][0]
+    assert set(first) >= {"plan", "violations", "replay"}
+    assert plan_from_json(first["plan"]) == naive_report.unsafe[0].plan
+
+
+def test_same_seed_same_report():
+    first = explore(planted.NAIVE, seed=11).to_dict()
+    second = explore(planted.NAIVE, seed=11).to_dict()
+    first.pop("duration_s"), second.pop("duration_s")
+    assert first == second
+
+
+def test_depth_two_runs_more_plans_and_reports_only_minimal_ones():
+    one = explore(planted.SAFE, seed=1, depth=1)
+    two = explore(planted.SAFE, seed=1, depth=2)
+    assert two.plans_run > one.plans_run
+    assert two.verdict == "safe", two.to_text()
+
+
+def test_hypothesis_search_shrinks_to_one_fault():
+    report = explore(planted.NAIVE, seed=5, depth=0, examples=60)
+    assert report.verdict == "unsafe"
+    assert min(len(u.plan) for u in report.unsafe) == 1
+
+
+def test_html_report_marks_unsafe_lines(naive_report):
+    page = naive_report.to_html()
+    assert "class='unsafe'" in page and "planted.py" in page
+
+
+def test_call_fault_plans_name_the_service(naive_report):
+    email_faults = [
+        u for u in naive_report.unsafe if isinstance(getattr(u.plan[0], "point", None), CallPoint) and u.plan[0].point.service == "email"
+    ]
+    assert email_faults, naive_report.to_text()
