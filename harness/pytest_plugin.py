@@ -1,18 +1,273 @@
-"""The harness's pytest plugin: fixtures, options and markers. Imports no job engine at load time."""
+"""The harness's pytest plugin: fixtures, options and a marker. Loading it imports no job engine, no web
+framework and no Hypothesis; fixtures import what they need when a test asks for them.
+
+Fixtures: `harness` (explore scenarios, assert safety), `harness_world` (clock, fake services, engine,
+in-process http client), `fake_services` (the in-process services, reset per test),
+`fake_services_url` (the services on a loopback socket, or `--harness-services-url`).
+"""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
 import pytest
+
+if TYPE_CHECKING:
+    from fake_services import FakeServices
+    from harness.explore.report import Report
+    from harness.explore.scenario import Scenario
+    from harness.world import World
+
+ENGINE_OPTION = "--harness-engine"
+SEED_OPTION = "--harness-seed"
+SERVICES_URL_OPTION = "--harness-services-url"
+REDIS_URL_OPTION = "--harness-redis-url"
+ENGINES = ("sim", "dramatiq", "rq", "celery")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("harness", "retry-safety harness")
     group.addoption(
-        "--harness-engine",
+        ENGINE_OPTION,
         action="store",
         default=None,
-        help="engine backend for harness fixtures and scenarios: sim, dramatiq, rq or celery",
+        choices=ENGINES,
+        help="engine backend for harness fixtures and scenarios (default: sim)",
     )
     group.addoption(
-        "--harness-seed", action="store", type=int, default=None, help="seed for every random choice"
+        SEED_OPTION,
+        action="store",
+        type=int,
+        default=None,
+        help="seed for every random choice of the harness (default: 0)",
     )
+    group.addoption(
+        SERVICES_URL_OPTION,
+        action="store",
+        default=None,
+        help="use fake services already running there (e.g. from compose) instead of starting them",
+    )
+    group.addoption(
+        REDIS_URL_OPTION,
+        action="store",
+        default=None,
+        help="Redis for real-worker engine tests (default: $REDIS_URL or redis://127.0.0.1:6379/0)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "harness(engine=None, seed=None, depth=None, examples=None): configure the harness fixtures for one test",
+    )
+    _register_hypothesis_profiles()
+
+
+def _register_hypothesis_profiles() -> None:
+    """Profiles that suit exploration: `harness-ci` (derandomized, no deadline, no database) and
+    `harness-dev`. Registered only if Hypothesis is already imported, so loading stays light."""
+    import sys
+
+    if "hypothesis" not in sys.modules:
+        return
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile(
+        "harness-ci",
+        derandomize=True,
+        deadline=None,
+        database=None,
+        print_blob=True,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+    settings.register_profile("harness-dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@dataclass(frozen=True, kw_only=True)
+class HarnessOptions:
+    """What a test may set with `@pytest.mark.harness(...)`; a misspelt name fails the test."""
+
+    engine: str | None = None
+    seed: int | None = None
+    depth: int | None = None
+    examples: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.engine is not None and self.engine not in ENGINES:
+            raise pytest.UsageError(f"@pytest.mark.harness(engine={self.engine!r}): choose one of {', '.join(ENGINES)}")
+        if self.depth is not None and self.depth not in (0, 1, 2):
+            raise pytest.UsageError(f"@pytest.mark.harness(depth={self.depth!r}): depth is 0, 1 or 2")
+
+
+def _options(request: pytest.FixtureRequest) -> HarnessOptions:
+    merged: dict[str, Any] = {}
+    for marker in reversed(list(request.node.iter_markers("harness"))):
+        if marker.args:
+            raise pytest.UsageError("@pytest.mark.harness takes keyword arguments only, e.g. engine='rq'")
+        merged.update(marker.kwargs)
+    try:
+        return HarnessOptions(**merged)
+    except TypeError as exc:
+        known = ", ".join(HarnessOptions.__dataclass_fields__)
+        raise pytest.UsageError(f"@pytest.mark.harness: {exc}; known arguments: {known}") from None
+
+
+def _engine_name(request: pytest.FixtureRequest) -> str:
+    return _options(request).engine or request.config.getoption(ENGINE_OPTION) or "sim"
+
+
+def _seed(request: pytest.FixtureRequest) -> int:
+    marked = _options(request).seed
+    if marked is not None:
+        return marked
+    option = request.config.getoption(SEED_OPTION)
+    return 0 if option is None else int(option)
+
+
+@pytest.fixture
+def harness_engine_name(request: pytest.FixtureRequest) -> str:
+    """The engine chosen for this test: marker, then `--harness-engine`, then `sim`."""
+    return _engine_name(request)
+
+
+@pytest.fixture
+def harness_seed(request: pytest.FixtureRequest) -> int:
+    """The seed for this test: marker, then `--harness-seed`, then 0."""
+    return _seed(request)
+
+
+@dataclass
+class Harness:
+    """The `harness` fixture: explores scenarios with this test's engine and seed.
+
+    `harness.explore(scenario)` returns a `Report`; `report.assert_safe()` fails the test with the
+    stories of the violating plans. Faults scheduled through `harness.schedule(...)` on `harness.world`
+    that never fired fail the test at teardown.
+    """
+
+    engine: str
+    seed: int
+    depth: int = 1
+    examples: int = 0
+    reports: list[Report] = field(default_factory=list)
+    _worlds: list[World] = field(default_factory=list)
+    _scheduled: list[tuple[str, Any]] = field(default_factory=list)
+
+    def explore(
+        self,
+        scenario: Scenario,
+        *,
+        depth: int | None = None,
+        examples: int | None = None,
+        routing: bool = False,
+        engine: str | None = None,
+    ) -> Report:
+        from harness.explore import explore
+
+        report = explore(
+            scenario,
+            engine=engine or self.engine,
+            seed=self.seed,
+            depth=self.depth if depth is None else depth,
+            examples=self.examples if examples is None else examples,
+            routing=routing,
+        )
+        self.reports.append(report)
+        return report
+
+    def world(self) -> World:
+        """A fresh world (clock, services, engine, http client) for hand-written checks."""
+        from harness.world import World
+
+        built = World.build(self.engine, seed=self.seed)
+        self._worlds.append(built)
+        return built
+
+    def schedule(self, world: World, service: str, rule: Any) -> Any:
+        """Schedule a fault rule on `world`'s services and expect it to fire before the test ends."""
+        rule_id = world.services.schedule(service, rule)
+        self._scheduled.append((service, rule, world))
+        return rule_id
+
+    def _check_and_close(self) -> None:
+        __tracebackhide__ = True
+        unfired = []
+        for service, rule, world in self._scheduled:
+            fired = [e for e in world.services.journal.entries() if e.service == service and e.fault]
+            if not fired:
+                unfired.append(f"{service}: {rule!r}")
+        for world in self._worlds:
+            world.close()
+        if unfired:
+            pytest.fail(
+                "these scheduled faults never fired, so the test did not exercise what it meant to: "
+                + "; ".join(unfired)
+                + ". Make the job call the service, or drop the rule.",
+                pytrace=False,
+            )
+
+
+@pytest.fixture
+def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
+    """Explore scenarios and check safety with this test's engine and seed."""
+    options = _options(request)
+    fixture = Harness(
+        engine=_engine_name(request),
+        seed=_seed(request),
+        depth=options.depth if options.depth is not None else 1,
+        examples=options.examples or 0,
+    )
+    yield fixture
+    fixture._check_and_close()
+
+
+@pytest.fixture
+def harness_world(request: pytest.FixtureRequest) -> Iterator[World]:
+    """A world for this test: virtual clock, in-process fake services, the chosen engine, http client."""
+    from harness.world import World
+
+    world = World.build(_engine_name(request), seed=_seed(request))
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+@pytest.fixture
+def fake_services(request: pytest.FixtureRequest) -> FakeServices:
+    """The fake services in-process, fresh for this test (seeded: ids are deterministic)."""
+    from fake_services import FakeServices
+
+    return FakeServices(seed=_seed(request))
+
+
+@pytest.fixture(scope="session")
+def _harness_services_server(request: pytest.FixtureRequest) -> Iterator[tuple[str, Any]]:
+    url = request.config.getoption(SERVICES_URL_OPTION) or os.environ.get("HARNESS_SERVICES_URL")
+    if url:
+        yield url.rstrip("/"), None
+        return
+    from fake_services.testing import serve_in_thread
+
+    from fake_services import FakeServices
+
+    services = FakeServices(seed=0)
+    with serve_in_thread(services) as base_url:
+        yield base_url, services
+
+
+@pytest.fixture
+def fake_services_url(_harness_services_server: tuple[str, Any]) -> str:
+    """Base URL of fake services on a socket, reset before this test: started on a free loopback port
+    in a background thread, or the `--harness-services-url` ones (reset over HTTP)."""
+    url, services = _harness_services_server
+    if services is not None:
+        services.reset()
+    else:
+        import httpx
+
+        httpx.post(f"{url}/reset", timeout=10).raise_for_status()
+    return url

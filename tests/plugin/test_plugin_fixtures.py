@@ -1,0 +1,80 @@
+"""The fixtures other projects adopt: services in-process and on a socket, worlds, exploration."""
+
+from __future__ import annotations
+
+import pathlib
+
+PLANTED = (pathlib.Path(__file__).parent.parent / "explore" / "planted.py").read_text()
+
+
+def test_fake_services_fixture_is_fresh_per_test(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+        from fake_services import ServicesTransport
+        from fake_services.clients import PaymentsClient
+
+        def _charge(services):
+            http = httpx.Client(transport=ServicesTransport(services), base_url="http://fake-services")
+            PaymentsClient(http=http).charge(customer_id=1, payment_method_id=1, amount_cents=100)
+
+        def test_one(fake_services):
+            _charge(fake_services)
+            assert len(fake_services.payments.records()) == 1
+
+        def test_two(fake_services):
+            assert fake_services.payments.records() == []
+        """
+    )
+    pytester.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_services_on_a_socket_are_reset_between_tests(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        def test_one(fake_services_url):
+            body = {"customer_id": 1, "payment_method_id": 1, "amount_cents": 100, "metadata": {}}
+            assert httpx.post(fake_services_url + "/payments/charge", json=body).status_code == 201
+
+        def test_two(fake_services_url):
+            journal = httpx.get(fake_services_url + "/journal").json()
+            entries = journal["entries"] if isinstance(journal, dict) else journal
+            assert [e for e in entries if e["operation"] == "charge"] == []
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=2)
+
+
+def test_explore_fixture_reports_the_planted_bug_and_passes_the_fix(pytester):
+    pytester.makepyfile(planted=PLANTED)
+    pytester.makepyfile(
+        test_jobs="""
+        import planted
+
+        def test_fixed(harness):
+            harness.explore(planted.SAFE).assert_safe()
+
+        def test_naive(harness):
+            harness.explore(planted.NAIVE).assert_safe()
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*planted.naive on sim (seed 0): UNSAFE*", "*payments.charge*"])
+
+
+def test_a_scheduled_fault_that_never_fired_fails_at_teardown(pytester):
+    pytester.makepyfile(
+        """
+        from fake_services import FaultRule
+
+        def test_forgot_to_call(harness):
+            world = harness.world()
+            harness.schedule(world, "payments", FaultRule(fault="503", phase="before", next=1))
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*never fired*payments*"])
