@@ -87,16 +87,34 @@ class Explorer:
         self.world.engine.hooks.observers.append(self.injector)
         self._extra_invariants: list[Any] = []
         self._baseline: RunResult | None = None
+        self._muted = False
 
     # -- running --------------------------------------------------------------------------------
     @contextmanager
     def tracing(self) -> Iterator[None]:
-        """The line tracer installed for the duration (once, however deeply nested)."""
-        if self.tracer.installed or self.injector.lazy_tracer:
-            yield  # already on, or switched on per attempt by the injector
+        """The line tracer installed (once, however deeply nested) and the engines' loggers muted: they
+        log every failed attempt with its traceback, and thousands of planned failures would bury the
+        report."""
+        if self.tracer.installed or self._muted:
+            yield  # already on (the settrace backend is switched on per attempt by the injector)
             return
-        with self.tracer:
-            yield
+        import logging
+
+        loggers = [logging.getLogger(name) for name in ("rq", "dramatiq", "celery", "kombu")]
+        saved = [logger.disabled for logger in loggers]
+        self._muted = True
+        try:
+            for logger in loggers:
+                logger.disabled = True
+            if self.injector.lazy_tracer:
+                yield
+            else:
+                with self.tracer:
+                    yield
+        finally:
+            self._muted = False
+            for logger, was in zip(loggers, saved, strict=True):
+                logger.disabled = was
 
     def _run(
         self,

@@ -105,6 +105,8 @@ class Duplicate:
     """The whole entry job is delivered once more after the run went quiet (at-least-once delivery)."""
 
     kind = "duplicate"
+    fault = "redeliver"
+    attempt = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {"attempt": 0, "point": {"kind": "duplicate"}, "fault": "redeliver"}

@@ -96,3 +96,33 @@ def test_call_fault_plans_name_the_service(naive_report):
         u for u in naive_report.unsafe if isinstance(getattr(u.plan[0], "point", None), CallPoint) and u.plan[0].point.service == "email"
     ]
     assert email_faults, naive_report.to_text()
+
+
+@pytest.mark.parametrize("engine", ["dramatiq", "rq", "celery"])
+def test_real_engines_deterministic_mode_find_the_bug_and_clear_the_twin(engine):
+    naive = explore(planted.NAIVE, engine=engine, seed=3)
+    assert naive.engine == engine and naive.verdict == "unsafe"
+    assert naive.found(text="payments.charge"), naive.to_text()
+    safe = explore(planted.SAFE, engine=engine, seed=3)
+    assert safe.verdict == "safe", safe.to_text()
+
+
+def test_pruning_with_a_fingerprint_keeps_the_verdicts():
+    import dataclasses
+
+    fingerprinted = dataclasses.replace(planted.NAIVE, fingerprint=lambda world: len(world.services.effects()))
+    pruned = explore(fingerprinted, seed=2)
+    full = explore(fingerprinted, seed=2, prune=False)
+    assert pruned.plans_pruned > 0 and full.plans_pruned == 0
+    assert pruned.plans_run + pruned.plans_pruned == full.plans_run
+    assert pruned.verdict == full.verdict == "unsafe"
+    kinds = lambda r: {(u.plan[0].fault, getattr(getattr(u.plan[0], "point", None), "service", "line")) for u in r.unsafe}  # noqa: E731
+    assert kinds(pruned) == kinds(full)
+
+
+def test_routing_matrix_flags_a_job_with_no_error_reporting():
+    report = explore(planted.SAFE, seed=1, routing=True)
+    rows = {row["fault"]: row for row in report.routing}
+    assert rows["transient 503"]["ok"] and rows["transient 503"]["retried"]
+    assert not rows["permanent"]["ok"]  # nothing reports the bug to the error catcher
+    assert report.verdict == "unsafe"
