@@ -209,7 +209,7 @@ class JobRecord:
         }
 
 
-class EventKind(str, enum.Enum):
+class EventKind(enum.StrEnum):
     ENQUEUED = "enqueued"
     STARTED = "started"
     SUCCEEDED = "succeeded"
@@ -221,9 +221,6 @@ class EventKind(str, enum.Enum):
     ERROR_HANDLER_CALLED = "error_handler_called"
     DEATH_HANDLER_CALLED = "death_handler_called"
     PUSHED_BACK = "pushed_back"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 @dataclass(frozen=True)
@@ -408,5 +405,5 @@ class Engine(ABC):
     def reset(self) -> None:
         """Drop all jobs, sets, events and counts; keep registrations and hooks."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a hook with nothing to release by default)
         """Release what the backend holds (connections, workers). Safe to call twice."""

@@ -93,7 +93,9 @@ def test_html_report_marks_unsafe_lines(naive_report):
 
 def test_call_fault_plans_name_the_service(naive_report):
     email_faults = [
-        u for u in naive_report.unsafe if isinstance(getattr(u.plan[0], "point", None), CallPoint) and u.plan[0].point.service == "email"
+        u
+        for u in naive_report.unsafe
+        if isinstance(getattr(u.plan[0], "point", None), CallPoint) and u.plan[0].point.service == "email"
     ]
     assert email_faults, naive_report.to_text()
 
@@ -116,7 +118,10 @@ def test_pruning_with_a_fingerprint_keeps_the_verdicts():
     assert pruned.plans_pruned > 0 and full.plans_pruned == 0
     assert pruned.plans_run + pruned.plans_pruned == full.plans_run
     assert pruned.verdict == full.verdict == "unsafe"
-    kinds = lambda r: {(u.plan[0].fault, getattr(getattr(u.plan[0], "point", None), "service", "line")) for u in r.unsafe}  # noqa: E731
+
+    def kinds(report):
+        return {(u.plan[0].fault, getattr(getattr(u.plan[0], "point", None), "service", "line")) for u in report.unsafe}
+
     assert kinds(pruned) == kinds(full)
 
 
