@@ -11,8 +11,8 @@ prunes nothing and runs every plan.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from collections.abc import Callable, Hashable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
