@@ -20,7 +20,7 @@ def test_the_idempotent_job_survives_long_stories():
 
 
 def test_the_naive_job_fails_and_the_story_is_shrunk(capsys):
-    with pytest.raises(AssertionError, match="payments.charge") as info:
+    with pytest.raises(AssertionError, match=r"payments\.charge") as info:
         run_state_machine_as_test(retry_machine(planted.NAIVE, seed=1), settings=SETTINGS)
     shown = "\n".join(getattr(info.value, "__notes__", [])) + capsys.readouterr().out
     # Hypothesis shows the shrunk steps; the smallest story is short.
