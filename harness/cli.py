@@ -171,7 +171,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(f"service call failed before and after its effect, retried by the {args.engine!r} engine.\n")
     reports = []
     for name, scenario in stages.items():
-        report = _explore_one(scenario, args, f"scenarios.shop.scenarios:STAGES[{name!r}]")
+        report = _explore_one(scenario, args, None)
         reports.append(report)
         print(report.to_text(limit=3))
         print()

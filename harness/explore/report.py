@@ -4,6 +4,7 @@ HTML (the job's source annotated line by line)."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA", "Report", "UnsafePlan", "scenario_ref"]
 
 SCHEMA = "harness.report/1"
+
+#: Ids the fake services generate (`ch_1a2b3c4d`); two failures that differ only in them are one failure.
+_GENERATED_ID = re.compile(r"\b(?:ch|em|fr|err)_[0-9a-f]{8}\b")
 
 
 def scenario_ref(scenario: Scenario) -> str:
@@ -137,15 +141,20 @@ class Report:
             f"{self.duration_s:.2f} s"
         )
         lines = [head, counts]
-        for n, unsafe in enumerate(self.unsafe[:limit], 1):
-            lines.append(f"  [{n}] {unsafe.story}")
-            for violation in unsafe.violations:
+        groups = self.failures()
+        if groups:
+            lines.append(f"  {len(self.unsafe)} violating plans, {len(groups)} distinct failures:")
+        for n, members in enumerate(groups[:limit], 1):
+            first = members[0]
+            lines.append(f"  [{n}] {first.story}")
+            for violation in first.violations:
                 lines.append(f"      violation: {violation}")
-            if unsafe.equivalents:
-                lines.append(f"      ({unsafe.equivalents} more crash points fail the same way)")
-            lines.append(f"      replay: {unsafe.replay}")
-        if len(self.unsafe) > limit:
-            lines.append(f"  ... and {len(self.unsafe) - limit} more violating plans (see the JSON report)")
+            others = len(members) - 1 + sum(u.equivalents for u in members)
+            if others:
+                lines.append(f"      ({others} more plans fail the same way)")
+            lines.append(f"      replay: {first.replay}")
+        if len(groups) > limit:
+            lines.append(f"  ... and {len(groups) - limit} more distinct failures (see the JSON report)")
         if self.routing:
             lines.append("  routing:")
             for row in self.routing:
@@ -158,6 +167,15 @@ class Report:
 
     def __str__(self) -> str:
         return self.to_text()
+
+    def failures(self) -> list[list[UnsafePlan]]:
+        """The violating plans grouped by what they broke (generated ids aside), smallest plan first in
+        each group, groups in the order they were found."""
+        groups: dict[tuple[str, ...], list[UnsafePlan]] = {}
+        for unsafe in self.unsafe:
+            key = tuple(sorted(_GENERATED_ID.sub("<id>", v) for v in unsafe.violations))
+            groups.setdefault(key, []).append(unsafe)
+        return [sorted(members, key=lambda u: len(u.plan)) for members in groups.values()]
 
     def to_html(self) -> str:
         from harness.explore.html import render
