@@ -170,7 +170,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print("Exploring the example shop's order-completion job, stage by stage: every line crashed, every")
     print(f"service call failed before and after its effect, retried by the {args.engine!r} engine.\n")
     reports = []
-    for name, scenario in stages.items():
+    for scenario in stages.values():
         report = _explore_one(scenario, args, None)
         reports.append(report)
         print(report.to_text(limit=3))

@@ -250,9 +250,8 @@ def _harness_services_server(request: pytest.FixtureRequest) -> Iterator[tuple[s
     if url:
         yield url.rstrip("/"), None
         return
-    from fake_services.testing import serve_in_thread
-
     from fake_services import FakeServices
+    from fake_services.testing import serve_in_thread
 
     services = FakeServices(seed=0)
     with serve_in_thread(services) as base_url:

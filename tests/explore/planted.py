@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 from fake_services.clients import EmailClient, PaymentsClient
-
 from harness import job
 
 STATE: dict[str, Any] = {}
