@@ -89,7 +89,7 @@ class Injector(AttemptObserver):
         app_state = fingerprint() if fingerprint is not None else None
         return (
             execution.index,
-            len(self.world.services.journal.entries()),
+            len(self.world.services.journal),
             len(self.world.engine.events),
             app_state,
         )
@@ -97,7 +97,7 @@ class Injector(AttemptObserver):
     def attempt_started(self, record: JobRecord, attempt: int) -> None:
         index = len(self.executions) + 1
         journal = self.world.services.journal
-        execution = Execution(index, record.job, record.id, attempt, len(journal.entries()))
+        execution = Execution(index, record.job, record.id, attempt, len(journal))
         self.executions.append(execution)
         record_this = self.recording and index >= self.record_from
         steps = self.plan_steps.get(index, ())
@@ -137,8 +137,8 @@ class Injector(AttemptObserver):
 
     def attempt_finished(self, record: JobRecord, attempt: int, exc: BaseException | None) -> None:
         execution = self.executions[-1]
-        entries = self.world.services.journal.entries()
-        execution.journal_end = len(entries)
+        journal = self.world.services.journal
+        execution.journal_end = len(journal)
         execution.error = None if exc is None else type(exc).__name__
         tracer = self.tracer
         if tracer is not None and tracer.installed:
@@ -156,7 +156,7 @@ class Injector(AttemptObserver):
         if self.recording or self._armed_calls:
             counts: dict[tuple[str, str], int] = {}
             faulted: set[tuple[str, str, int]] = set()
-            for entry in entries[execution.journal_start : execution.journal_end]:
+            for entry in journal.entries(since=execution.journal_start):
                 key = (entry.service, entry.operation)
                 counts[key] = counts.get(key, 0) + 1
                 if entry.fault:
