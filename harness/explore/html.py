@@ -4,6 +4,7 @@ coverage report, with the violations of each unsafe line shown on hover."""
 from __future__ import annotations
 
 import html
+import os
 import pathlib
 from typing import TYPE_CHECKING
 
@@ -43,7 +44,9 @@ def render(report: Report) -> str:
     verdicts = dict(report.lines)
     for key in unsafe:
         verdicts[key] = False
-    files = sorted({file for file, _ in verdicts})
+    # The files with the most unsafe lines first: that is where the job needs fixing.
+    bad = {file: sum(1 for (f, _), ok in verdicts.items() if f == file and not ok) for file, _ in verdicts}
+    files = sorted(bad, key=lambda file: (-bad[file], file))
     out = [
         "<!doctype html><html><head><meta charset='utf-8'>",
         f"<title>{html.escape(report.scenario)}: {report.verdict}</title><style>{_STYLE}</style></head><body>",
@@ -55,12 +58,19 @@ def render(report: Report) -> str:
         "<span style='background:#fde2e1'>unsafe: a crash here breaks an invariant</span>"
         "<span>unmarked: not reached</span></p>",
     ]
-    if report.unsafe:
-        out.append("<h2>Violating plans</h2><ol>")
-        for item in report.unsafe:
-            out.append(f"<li class='story'>{html.escape(item.story)}<ul>")
-            out.extend(f"<li>{html.escape(v)}</li>" for v in item.violations)
-            out.append(f"</ul><code class='replay'>{html.escape(item.replay)}</code></li>")
+    groups = report.failures()
+    if groups:
+        out.append(f"<h2>{len(groups)} distinct failures ({len(report.unsafe)} violating plans)</h2><ol>")
+        for members in groups:
+            first = members[0]
+            out.append(f"<li class='story'>{html.escape(first.story)}<ul>")
+            out.extend(f"<li>{html.escape(v)}</li>" for v in first.violations)
+            out.append(f"</ul><code class='replay'>{html.escape(first.replay)}</code>")
+            if len(members) > 1:
+                out.append(f"<details><summary>{len(members) - 1} more plans fail the same way</summary><ul>")
+                out.extend(f"<li>{html.escape(m.story)}</li>" for m in members[1:])
+                out.append("</ul></details>")
+            out.append("</li>")
         out.append("</ol>")
     for file in files:
         path = pathlib.Path(file)
@@ -68,7 +78,8 @@ def render(report: Report) -> str:
             source = path.read_text().splitlines()
         except OSError:
             continue
-        out.append(f"<h2>{html.escape(file)}</h2><table class='src'>")
+        shown = os.path.relpath(file) if not os.path.relpath(file).startswith("..") else file
+        out.append(f"<h2>{html.escape(shown)} ({bad[file]} unsafe lines)</h2><table class='src'>")
         for number, text in enumerate(source, 1):
             verdict = verdicts.get((file, number))
             css = "" if verdict is None else ("safe" if verdict else "unsafe")
