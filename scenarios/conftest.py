@@ -1,0 +1,46 @@
+"""Shared fixtures of the scenario suite: the engine chosen with `--harness-engine` (default `sim`) and
+explorations cached per engine, so each lesson reads the report it needs without exploring twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from harness.explore import Report, Scenario, explore
+from harness.world import World
+
+
+@pytest.fixture(scope="session")
+def engine_name(request: pytest.FixtureRequest) -> str:
+    return request.config.getoption("--harness-engine") or "sim"
+
+
+@pytest.fixture(scope="session")
+def explored(engine_name: str) -> Any:
+    """`explored(scenario, **options)`: the report of that exploration on this run's engine, cached."""
+    cache: dict[tuple[str, tuple[tuple[str, Any], ...]], Report] = {}
+
+    def get(scenario: Scenario, **options: Any) -> Report:
+        key = (scenario.name, tuple(sorted(options.items())))
+        if key not in cache:
+            cache[key] = explore(scenario, engine=engine_name, **options)
+        return cache[key]
+
+    return get
+
+
+@pytest.fixture
+def shop_world(engine_name: str) -> Iterator[World]:
+    """A world with the shop installed: its hooks on the engine, its clients on the services."""
+    from scenarios.shop.middleware import configure
+    from scenarios.shop.monitoring import QUEUES
+
+    options: dict[str, Any] = {"queues": QUEUES} if engine_name == "sim" else {}
+    world = World.build(engine_name, seed=0, **options)
+    configure(world)
+    try:
+        yield world
+    finally:
+        world.close()
