@@ -35,6 +35,7 @@ __all__ = [
     "orders",
     "products",
     "reset_data",
+    "snapshot",
     "users",
 ]
 
@@ -171,3 +172,16 @@ def reset_data() -> None:
         if engine.dialect.name == "postgresql":
             for table in metadata.sorted_tables:
                 conn.execute(text(f"ALTER SEQUENCE {table.name}_id_seq RESTART"))
+
+
+def snapshot() -> tuple[tuple[tuple[Any, ...], ...], ...]:
+    """Every row of every table, in id order: what the database would hand a job that starts now.
+
+    The explorer compares snapshots to see that two crash points leave the same state behind (then
+    it needs to run only one of them), so nothing is left out, timestamps included.
+    """
+    with database().connect() as conn:
+        return tuple(
+            tuple(tuple(row) for row in conn.execute(table.select().order_by(table.c.id)))
+            for table in metadata.sorted_tables
+        )

@@ -7,7 +7,7 @@ import pytest
 from harness.world import World
 from scenarios.shop import jobs_idempotent, jobs_naive, jobs_split
 from scenarios.shop.app import drop_process_state
-from scenarios.shop.orders import all_orders, load_order
+from scenarios.shop.orders import all_orders, load_order, update_order
 from scenarios.shop.scenarios import NO_RETRY, SCENARIOS, STAGES
 
 
@@ -88,3 +88,30 @@ def test_no_retry_scenario_flags_a_silent_loss(world: World) -> None:
     assert violations(world, "no_retry") == [
         "order 1 was never announced and nobody was told (0 error reports, none from the death handler)"
     ]
+
+
+def test_fingerprint_sees_every_row_change(world: World) -> None:
+    scenario = STAGES["idempotent"]
+    assert scenario.fingerprint is not None
+    (order_id,) = scenario.setup(world)
+    before = scenario.fingerprint(world)
+    assert before == scenario.fingerprint(world) and hash(before) == hash(scenario.fingerprint(world))
+    update_order(order_id, email_id="em_1")
+    assert scenario.fingerprint(world) != before
+
+
+def test_explorer_finds_the_books_verdicts_and_points_at_job_lines(shop_db: str) -> None:
+    from harness.explore.explorer import explore
+
+    verdicts = {}
+    for name, scenario in STAGES.items():
+        report = explore(scenario, depth=1).to_dict()
+        verdicts[name] = report["verdict"]
+        crash_files = {
+            step["point"]["file"]
+            for unsafe in report["unsafe"]
+            for step in unsafe["plan"]
+            if step["point"]["kind"] == "line"
+        }
+        assert crash_files <= {f"scenarios/shop/jobs_{name}.py", "scenarios/shop/orders.py"}
+    assert verdicts == {"naive": "unsafe", "split": "unsafe", "idempotent": "safe"}
