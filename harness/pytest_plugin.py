@@ -3,7 +3,10 @@ framework and no Hypothesis; fixtures import what they need when a test asks for
 
 Fixtures: `harness` (explore scenarios, assert safety), `harness_world` (clock, fake services, engine,
 in-process http client), `fake_services` (the in-process services, reset per test),
-`fake_services_url` (the services on a loopback socket, or `--harness-services-url`).
+`fake_services_url` (the services on a loopback socket, or `--harness-services-url`),
+`fake_services_handle` (per-service handles on those: behaviours, fault rules, journal).
+Fault rules scheduled through `harness.schedule` or `fake_services_handle` that never struck a call fail
+the test at teardown: a fault that never fired tested nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 
 if TYPE_CHECKING:
     from fake_services import FakeServices
+    from fake_services.handles import ServicesHandle
     from harness.explore.report import Report
     from harness.explore.scenario import Scenario
     from harness.world import World
@@ -154,7 +158,7 @@ class Harness:
     examples: int = 0
     reports: list[Report] = field(default_factory=list)
     _worlds: list[World] = field(default_factory=list)
-    _scheduled: list[tuple[str, Any]] = field(default_factory=list)
+    _scheduled: list[tuple[str, str, World]] = field(default_factory=list)
 
     def explore(
         self,
@@ -187,27 +191,38 @@ class Harness:
         return built
 
     def schedule(self, world: World, service: str, rule: Any) -> Any:
-        """Schedule a fault rule on `world`'s services and expect it to fire before the test ends."""
+        """Schedule a fault rule on `world`'s services and expect it to strike before the test ends."""
         rule_id = world.services.schedule(service, rule)
-        self._scheduled.append((service, rule, world))
+        self._scheduled.append((service, rule_id, world))
         return rule_id
 
     def _check_and_close(self) -> None:
         __tracebackhide__ = True
         unfired = []
-        for service, rule, world in self._scheduled:
-            fired = [e for e in world.services.journal.entries() if e.service == service and e.fault]
-            if not fired:
-                unfired.append(f"{service}: {rule!r}")
+        for service, rule_id, world in self._scheduled:
+            armed = {r["id"]: r for r in world.services.faults(service)}
+            if rule_id in armed and armed[rule_id]["fired"] == 0:
+                unfired.append(_describe_rule(service, armed[rule_id]))
         for world in self._worlds:
             world.close()
         if unfired:
-            pytest.fail(
-                "these scheduled faults never fired, so the test did not exercise what it meant to: "
-                + "; ".join(unfired)
-                + ". Make the job call the service, or drop the rule.",
-                pytrace=False,
-            )
+            _fail_unfired(unfired)
+
+
+def _describe_rule(service: str, rule: dict[str, Any]) -> str:
+    shown = {k: v for k, v in rule.items() if v is not None and k not in ("id", "seen", "fired", "seed")}
+    fields = ", ".join(f"{k}={v!r}" for k, v in shown.items())
+    return f"{service} rule {rule['id']} ({fields}; saw {rule['seen']} calls)"
+
+
+def _fail_unfired(unfired: list[str]) -> None:
+    __tracebackhide__ = True
+    pytest.fail(
+        "these scheduled faults never fired, so the test did not exercise what it meant to: "
+        + "; ".join(unfired)
+        + ". Make the job call the service, or drop the rule.",
+        pytrace=False,
+    )
 
 
 @pytest.fixture
@@ -270,3 +285,20 @@ def fake_services_url(_harness_services_server: tuple[str, Any]) -> str:
 
         httpx.post(f"{url}/reset", timeout=10).raise_for_status()
     return url
+
+
+@pytest.fixture
+def fake_services_handle(fake_services_url: str) -> Iterator[ServicesHandle]:
+    """Per-service handles on the socket services of `fake_services_url` (or `--harness-services-url`):
+    `fake_services_handle.payments.behave(crash=True)`, `.email.schedule(FaultRule(...))`,
+    `.payments.effects("charge")`. A rule scheduled here that never struck a call fails the test."""
+    from fake_services.handles import ServicesHandle
+
+    handle = ServicesHandle.remote(fake_services_url)
+    try:
+        yield handle
+        unfired = [_describe_rule(service, rule) for service, rules in handle.unfired().items() for rule in rules]
+    finally:
+        handle.close()
+    if unfired:
+        _fail_unfired(unfired)

@@ -18,7 +18,8 @@ def test_harness_all_is_unique_and_importable():
 
 def test_fake_services_all():
     assert set(fake_services.__all__) == {
-        "Behaviour", "FakeServices", "FaultRule", "JournalEntry", "ServicesTransport", "create_app"
+        "Behaviour", "FakeServices", "FaultRule", "JournalEntry", "ServiceHandle", "ServicesHandle",
+        "ServicesTransport", "create_app",
     }
     for name in fake_services.__all__:
         assert hasattr(fake_services, name), name

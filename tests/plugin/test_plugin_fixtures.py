@@ -78,3 +78,60 @@ def test_a_scheduled_fault_that_never_fired_fails_at_teardown(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*never fired*payments*"])
+
+
+def test_a_rule_that_fired_passes_and_only_the_one_that_did_not_is_named(pytester):
+    pytester.makepyfile(
+        """
+        import pytest
+        from fake_services import FaultRule
+        from fake_services.clients import PaymentsClient, TransientServiceError
+
+        def test_one_struck_one_waited(harness):
+            world = harness.world()
+            harness.schedule(world, "payments", FaultRule(fault="503", next=1))
+            harness.schedule(world, "payments", FaultRule(fault="429", nth=3))
+            with pytest.raises(TransientServiceError):
+                PaymentsClient("http://fake-services", http=world.http).charge(
+                    customer_id=1, payment_method_id=1, amount_cents=100)
+
+        def test_both_struck(harness):
+            world = harness.world()
+            harness.schedule(world, "payments", FaultRule(fault="503", next=1))
+            harness.schedule(world, "payments", FaultRule(fault="429", nth=2))
+            client = PaymentsClient("http://fake-services", http=world.http)
+            for _ in range(2):
+                with pytest.raises(TransientServiceError):
+                    client.charge(customer_id=1, payment_method_id=1, amount_cents=100)
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*never fired*payments rule payments-2 (fault='429'*nth=3*saw 1 calls)*"])
+    result.stdout.no_fnmatch_line("*payments-1*")
+
+
+def test_service_handles_toggle_the_socket_services_and_check_their_rules(pytester):
+    pytester.makepyfile(
+        """
+        import httpx
+
+        BODY = {"customer_id": 1, "payment_method_id": 1, "amount_cents": 100, "metadata": {}}
+
+        def test_crash_then_recover(fake_services_handle, fake_services_url):
+            fake_services_handle.payments.behave(crash=True)
+            assert httpx.post(fake_services_url + "/payments/charge", json=BODY).status_code >= 500
+            fake_services_handle.payments.behave(crash=False)
+            assert httpx.post(fake_services_url + "/payments/charge", json=BODY).status_code == 201
+            assert len(fake_services_handle.payments.effects("charge")) == 1
+
+        def test_behaviours_were_reset(fake_services_handle):
+            assert fake_services_handle.payments.behaviour()["crash"] is False
+
+        def test_unfired_rule(fake_services_handle):
+            fake_services_handle.email.schedule({"fault": "503", "next": 1})
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_unfired_rule*", "*never fired*email rule email-1*"])
