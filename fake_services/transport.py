@@ -15,7 +15,7 @@ import httpx
 from fake_services.messages import Call, Reply
 from fake_services.state import FakeServices
 
-__all__ = ["ServicesTransport"]
+__all__ = ["ServicesTransport", "in_process_client"]
 
 
 class ServicesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -40,6 +40,26 @@ class ServicesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
     def __call__(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         """For respx: `respx.route(host="fake").mock(side_effect=ServicesTransport(services))`."""
         return self.handle_request(request)
+
+
+def in_process_client(services: FakeServices, base_url: str = "http://fake-services",
+                      **options: Any) -> httpx.Client:
+    """An `httpx.Client` wired to `services` in-process, tuned for thousands of short calls.
+
+    The fake services never set cookies, yet httpx parses every response for them through urllib's
+    cookie machinery, which costs about a sixth of an in-process call; this client skips that work for
+    responses without `Set-Cookie` and handles the others exactly as httpx does.
+    """
+    client = httpx.Client(transport=ServicesTransport(services), base_url=base_url, **options)
+    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):  # the attribute httpx reads cookies from
+        client._cookies = _CookiesSetOnlyWhenSent(client._cookies)
+    return client
+
+
+class _CookiesSetOnlyWhenSent(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        if "set-cookie" in response.headers:
+            super().extract_cookies(response)
 
 
 def _call(request: httpx.Request, body: bytes) -> Call:

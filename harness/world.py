@@ -38,9 +38,8 @@ class World:
 
     @classmethod
     def build(cls, engine: str | Engine = "sim", *, seed: int = 0, **engine_options: Any) -> World:
-        import httpx
-
-        from fake_services import FakeServices, ServicesTransport
+        from fake_services import FakeServices
+        from fake_services.transport import in_process_client
         from harness.engines import get_engine
 
         clock = VirtualClock()
@@ -50,7 +49,7 @@ class World:
         else:
             built = engine
             built.clock = clock
-        http = httpx.Client(transport=ServicesTransport(services), base_url=IN_PROCESS_URL)
+        http = in_process_client(services, IN_PROCESS_URL)
         return cls(clock=clock, services=services, engine=built, http=http, seed=seed)
 
     def reset(self) -> None:

@@ -122,3 +122,21 @@ def test_respx_can_route_to_the_services() -> None:
         result = PaymentsClient("https://payments.example").charge(
             customer_id=1, payment_method_id="p", amount_cents=10)
     assert result.status == "success" and services.payments.records()[0]["amount_cents"] == 10
+
+
+def test_the_in_process_client_answers_and_still_keeps_cookies_that_are_set() -> None:
+    from fake_services.transport import in_process_client
+
+    services = FakeServices(seed=0)
+    with in_process_client(services) as client:
+        charge = PaymentsClient(str(client.base_url), http=client).charge(
+            customer_id=1, payment_method_id=1, amount_cents=100)
+        assert charge.status == "success" and len(services.payments.records()) == 1
+        # the fast path is in place (if httpx moved the attribute, this client would be slower, not wrong)
+        assert type(client.cookies).__name__ == "_CookiesSetOnlyWhenSent"
+        request = httpx.Request("GET", "http://fake-services/x")
+        client.cookies.extract_cookies(httpx.Response(200, request=request))
+        assert dict(client.cookies) == {}
+        client.cookies.extract_cookies(httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"},
+                                                      request=request))
+        assert dict(client.cookies) == {"session": "abc"}
