@@ -6,7 +6,6 @@ import httpx
 import pytest
 from fake_api_helpers import CHARGE, EMAIL, FULFILL, NOTIFY, Api
 
-import fake_services
 from fake_services import FakeServices, FaultRule, ServicesTransport
 from fake_services.openapi import openapi_document
 
@@ -167,13 +166,6 @@ def test_openapi_document_is_well_formed() -> None:
             assert all(code.isdigit() for code in operation["responses"])
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
-
-
-def test_public_names() -> None:
-    assert fake_services.__all__ == ["Behaviour", "FakeServices", "FaultRule", "JournalEntry",
-                                     "ServicesTransport", "create_app"]
-    for name in fake_services.__all__:
-        assert getattr(fake_services, name) is not None
 
 
 @pytest.mark.parametrize("name", ["payments", "email", "fulfillment", "error_catcher", "chat"])
