@@ -42,6 +42,22 @@ def _attempt(tracer: LineTracer) -> Callable[[], None]:
     return attempt
 
 
+def _empty_callback_time(calls: int) -> float:
+    """The interpreter's floor: LINE events on the job's code with a callback that does nothing."""
+    from harness.injection._monitoring import claim_tool_id
+
+    mon = sys.monitoring  # type: ignore[attr-defined]
+    tool, code = claim_tool_id(), _trace_job.job.__code__
+    mon.register_callback(tool, mon.events.LINE, lambda code, line: None)
+    mon.set_local_events(tool, code, mon.events.LINE)
+    try:
+        return _time(calls, _plain)
+    finally:
+        mon.set_local_events(tool, code, 0)
+        mon.register_callback(tool, mon.events.LINE, None)
+        mon.free_tool_id(tool)
+
+
 def run(quick: bool) -> dict[str, dict]:
     calls, rounds = (2_000, 3) if quick else (10_000, 15)
     code = _trace_job.job.__code__
@@ -67,6 +83,8 @@ def run(quick: bool) -> dict[str, dict]:
                 tracer.arm(never)
                 keep(f"{backend}.one_point", _time(calls, attempt))
                 assert not tracer.fired
+            if "monitoring" in _backends():
+                keep("monitoring.empty_callback", _empty_callback_time(calls))
             keep("baseline", _time(calls, _plain))
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -87,5 +105,11 @@ def run(quick: bool) -> dict[str, dict]:
             "value": best[f"{backend}.one_point"] / best["baseline"],
             "unit": "x",
             "note": f"one armed point that never fires, Python {version}",
+        }
+    if "monitoring.empty_callback" in best:
+        figures["trace.monitoring.empty_callback_ratio"] = {
+            "value": best["monitoring.empty_callback"] / best["baseline"],
+            "unit": "x",
+            "note": f"the floor: a LINE callback that does nothing on the same {points} lines, Python {version}",
         }
     return figures

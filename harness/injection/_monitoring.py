@@ -110,6 +110,7 @@ class MonitoringBackend:
         self.first_lines: dict[int, tuple[CodeType, int]] = {}
         #: id(code) -> `with_exits(code)`, for target code that has `with` blocks.
         self.exits: dict[int, dict[int, frozenset[int]]] = {}
+        self.exit_lines: set[int] = set()
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
         self.line_callback: Any = None
@@ -146,6 +147,7 @@ class MonitoringBackend:
         mon.free_tool_id(self.tool)
         self.codes.clear()
         self.exits.clear()
+        self.exit_lines.clear()
         self.first_lines.clear()
         self.line_callback = None
         self.tool = -1
@@ -183,6 +185,7 @@ class MonitoringBackend:
             exits = with_exits(current)
             if exits:
                 self.exits[id(current)] = exits
+                self.exit_lines.update(exits)
             if not self._line_reliable:
                 first = _one_line_start(current)
                 if first is not None:
@@ -205,6 +208,9 @@ class MonitoringBackend:
         pending: list[Any] = [None, 0]
 
         exits = self.exits
+        #: Every line number that ends a `with` block in some target code: a set of ints, so the common
+        #: line pays one membership test before the exact (code, offset) check.
+        exit_lines = self.exit_lines
         frame = sys._getframe
 
         def leaves_with(code: CodeType, line: int) -> bool:
@@ -216,27 +222,36 @@ class MonitoringBackend:
             was, pending[0] = pending[0], None
             return was is code and pending[1] == line
 
-        def on_line_fast(code: CodeType, line: int) -> Any:
-            if pending[0] is not None and repeats(code, line):
-                return None
-            if leaves_with(code, line):
-                return disable  # this location only: the `with` line's events as the block starts stay
-            if get_ident() == thread:
-                append((code, line))
+        if self._line_reliable:
+            # The hot path of a recording run: two tests and an append per line.
+            def on_line_fast(code: CodeType, line: int) -> Any:
+                if line in exit_lines and leaves_with(code, line):
+                    return disable  # this location only: the `with` line's events as the block starts stay
+                if get_ident() == thread:
+                    append((code, line))
+
+        else:
+            def on_line_fast(code: CodeType, line: int) -> Any:
+                if pending[0] is not None and repeats(code, line):
+                    return None
+                if line in exit_lines and leaves_with(code, line):
+                    return disable
+                if get_ident() == thread:
+                    append((code, line))
 
         def on_line_full(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
-            if leaves_with(code, line):
-                return disable  # this location only: the `with` line's events as the block starts stay
+            if line in exit_lines and leaves_with(code, line):
+                return disable
             if get_ident() == thread:
                 record_line(code, line)
 
         def on_line_armed(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
-            if leaves_with(code, line):
-                return disable  # this location only: the `with` line's events as the block starts stay
+            if line in exit_lines and leaves_with(code, line):
+                return disable
             if line == tracer._armed_line and code.co_filename == tracer._armed_file:
                 if get_ident() == thread:
                     tracer._count_armed()
