@@ -1,0 +1,1 @@
+"""Billing for a small shop: charge an order's customer, then email the receipt."""
