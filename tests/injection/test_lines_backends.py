@@ -61,7 +61,7 @@ def test_default_backend_is_the_best_available() -> None:
     assert tracer.backend == ("monitoring" if sys.version_info >= (3, 12) else "settrace")
 
 
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="the refusal only exists before 3.12, which has no sys.monitoring")
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="only Python before 3.12 refuses sys.monitoring")
 def test_monitoring_is_refused_before_312() -> None:
     with pytest.raises(ConfigurationError, match=r"3\.12"):
         LineTracer(Targets(TARGETS), backend="monitoring")
