@@ -12,7 +12,7 @@ the test at teardown: a fault that never fired tested nothing.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from fake_services import FakeServices
     from fake_services.handles import ServicesHandle
+    from harness.engines.base import Job
     from harness.explore.report import Report
     from harness.explore.scenario import Scenario
     from harness.world import World
@@ -162,15 +163,23 @@ class Harness:
 
     def explore(
         self,
-        scenario: Scenario,
+        target: Scenario | Job,
+        args: Sequence[Any] | None = None,
         *,
+        invariants: Sequence[Any] = (),
+        configure: Any = None,
+        targets: Sequence[str] = (),
         depth: int | None = None,
         examples: int | None = None,
         routing: bool = False,
         engine: str | None = None,
     ) -> Report:
+        """Explore a `Scenario`, or a bare job run with `args` (plus `invariants`, `configure(world)` to
+        point its clients at the world's services, and `targets`, the modules whose lines are crash points).
+        """
         from harness.explore import explore
 
+        scenario = _as_scenario(target, args, invariants=invariants, configure=configure, targets=targets)
         report = explore(
             scenario,
             engine=engine or self.engine,
@@ -181,6 +190,12 @@ class Harness:
         )
         self.reports.append(report)
         return report
+
+    def routing(self, target: Scenario | Job, args: Sequence[Any] | None = None, **options: Any) -> Report:
+        """Only the routing checks (no line or call exploration): was each kind of failure retried,
+        reported, sent to the dead set as the declared policy says? `report.routing` holds the matrix and
+        `report.assert_safe()` fails on a row that broke the policy."""
+        return self.explore(target, args, depth=0, routing=True, **options)
 
     def world(self) -> World:
         """A fresh world (clock, services, engine, http client) for hand-written checks."""
@@ -207,6 +222,27 @@ class Harness:
             world.close()
         if unfired:
             _fail_unfired(unfired)
+
+
+def _as_scenario(target: Scenario | Job, args: Sequence[Any] | None, *, invariants: Sequence[Any],
+                 configure: Any, targets: Sequence[str]) -> Scenario:
+    from harness.engines.base import Job
+    from harness.explore import Scenario
+
+    if isinstance(target, Scenario):
+        if args is not None or invariants or configure is not None or targets:
+            raise pytest.UsageError(
+                f"harness.explore({target.name!r}, ...): a Scenario carries its own args, invariants, configure "
+                "and targets; pass those only with a bare job"
+            )
+        return target
+    if not isinstance(target, Job):
+        raise pytest.UsageError(
+            f"harness.explore takes a Scenario or a job made with @job, not {type(target).__name__}"
+        )
+    arguments = list(args or [])
+    return Scenario(name=target.name, job=target, setup=lambda world: arguments, configure=configure,
+                    invariants=tuple(invariants), targets=tuple(targets))
 
 
 def _describe_rule(service: str, rule: dict[str, Any]) -> str:

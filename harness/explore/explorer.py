@@ -298,8 +298,11 @@ class Explorer:
 
         if self.ref is None:
             self.ref = scenario_ref(self.scenario)
-        ref = self.ref
-        return f"harness explore {ref} --engine {self.engine_name} --seed {self.seed} --replay '{plan_to_json(plan)}'"
+        ref, plan_json = self.ref, plan_to_json(plan)
+        if ":" not in ref:  # not importable as module:attr (a scenario built inside a test): say it in Python
+            return (f"Explorer(<scenario {ref}>, engine={self.engine_name!r}, seed={self.seed})"
+                    f".replay(plan_from_json('{plan_json}'))")
+        return f"harness explore {ref} --engine {self.engine_name} --seed {self.seed} --replay '{plan_json}'"
 
     def close(self) -> None:
         self.world.close()

@@ -135,3 +135,43 @@ def test_service_handles_toggle_the_socket_services_and_check_their_rules(pytest
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_unfired_rule*", "*never fired*email rule email-1*"])
+
+
+def test_explore_takes_a_bare_job_with_its_args_and_invariants(pytester):
+    pytester.makepyfile(planted=PLANTED)
+    pytester.makepyfile(
+        test_jobs="""
+        import pytest
+        import planted
+        from harness.invariants import exactly_once
+
+        ONE_CHARGE = exactly_once("payments", "charge", key="order_id")
+
+        def test_naive(harness):
+            report = harness.explore(planted.charge_then_email, [7], configure=planted.configure,
+                                     invariants=[ONE_CHARGE], targets=["planted"])
+            assert report.found(text="charge"), report.to_text()
+            assert "Explorer(<scenario planted.charge_then_email>, engine='sim', seed=0).replay(" in report.to_text()
+            report.assert_safe()
+
+        def test_fixed(harness):
+            harness.explore(planted.charge_then_email_safely, [7], configure=planted.configure,
+                            invariants=[ONE_CHARGE], targets=["planted"]).assert_safe()
+
+        def test_a_scenario_with_extra_args_is_refused(harness):
+            with pytest.raises(pytest.UsageError, match="carries its own args"):
+                harness.explore(planted.SAFE, [8])
+
+        def test_routing_matrix(harness):
+            report = harness.routing(planted.SAFE)
+            rows = {row["fault"]: row for row in report.routing}
+            assert set(rows) >= {"transient 503", "permanent", "exhausted"}, rows
+            assert rows["transient 503"]["ok"] and rows["transient 503"]["retried"], rows
+            # planted jobs install no error handler: the permanent failure reaches nobody, and it shows
+            assert not rows["permanent"]["ok"] and rows["permanent"]["reported"] == 0, rows
+            assert not report.safe
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3, failed=1)
+    result.stdout.fnmatch_lines(["*planted.charge_then_email on sim (seed 0): UNSAFE*"])
