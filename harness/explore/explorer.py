@@ -100,7 +100,12 @@ class Explorer:
             return
         import logging
 
-        loggers = [logging.getLogger(name) for name in ("rq", "dramatiq", "celery", "kombu")]
+        # Their children too: RQ's worker attaches its own handlers to `rq.worker` and `rq.job`, which a
+        # disabled `rq` does not silence.
+        engines = ("rq", "dramatiq", "celery", "kombu")
+        known = [name for name, logger in logging.root.manager.loggerDict.items()
+                 if isinstance(logger, logging.Logger) and name.split(".", 1)[0] in engines]
+        loggers = [logging.getLogger(name) for name in sorted({*engines, *known})]
         saved = [logger.disabled for logger in loggers]
         self._muted = True
         try:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import planted
 import pytest
@@ -131,3 +135,15 @@ def test_routing_matrix_flags_a_job_with_no_error_reporting():
     assert rows["transient 503"]["ok"] and rows["transient 503"]["retried"]
     assert not rows["permanent"]["ok"]  # nothing reports the bug to the error catcher
     assert report.verdict == "unsafe"
+
+
+def test_exploring_on_rq_prints_no_traceback_per_injected_failure():
+    """Outside pytest (whose log capture hides it), RQ's worker logs each failed attempt with a traceback
+    through handlers of its own on `rq.worker`; the explorer mutes those too."""
+    pytest.importorskip("rq")
+    code = "import planted; from harness.explore import explore; print(explore(planted.NAIVE, engine='rq').verdict)"
+    here = pathlib.Path(__file__).parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.stdout.strip() == "unsafe", done.stderr[-2000:]
+    assert "Traceback" not in done.stderr, done.stderr[:2000]
