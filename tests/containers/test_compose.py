@@ -157,6 +157,31 @@ def test_environment_urls_point_at_services_of_the_file():
     assert named <= set(_compose().get("volumes") or {})
 
 
+class _Asked(dict[str, str]):
+    """An environment that remembers which names were looked up."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        super().__init__(values)
+        self.asked: set[str] = set()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.asked.add(key)
+        return super().get(key, default)
+
+
+def test_every_variable_given_to_the_worker_is_one_it_reads():
+    from scenarios.shop.worker import Settings
+
+    # Compose fills `${NAME:-default}` from the shell; here the default stands in.
+    given = _environment(_services()["shop-worker"])
+    env = _Asked({k: re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", v) for k, v in given.items()})
+    settings = Settings.from_env(env)
+    assert set(env) <= env.asked, f"the worker never reads {sorted(set(env) - env.asked)}"
+    assert (settings.redis_url, settings.services_url) == (env["REDIS_URL"], env["HARNESS_SERVICES_URL"])
+    assert settings.database_url == env["DATABASE_URL"]
+    assert settings.retry_delay_scale == float(env["SHOP_RETRY_DELAY_SCALE"])
+
+
 def test_the_published_port_is_the_one_the_image_serves_and_checks():
     port = _served_port()
     assert _container_ports(_services()["fake-services"]) == [port]
