@@ -487,16 +487,18 @@ def _parser() -> argparse.ArgumentParser:
         description="The example shop's jobs on a real RQ worker. Without a command: work.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    worker = sub.add_parser("work", parents=[common], help="run the worker until SIGTERM or SIGINT (the default)")
+    # No abbreviated options: a command line in a compose file or a script should say what it means.
+    shared: dict[str, Any] = {"parents": [common], "allow_abbrev": False}
+    worker = sub.add_parser("work", **shared, help="run the worker until SIGTERM or SIGINT (the default)")
     worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
     worker.add_argument("--log-level", default="INFO", help="RQ's logging level (default INFO)")
-    order = sub.add_parser("enqueue-order", parents=[common], help="place an order and enqueue its completion job")
+    order = sub.add_parser("enqueue-order", **shared, help="place an order and enqueue its completion job")
     order.add_argument("--stage", choices=["naive", "split", "idempotent"], default="idempotent",
                        help="which completion job (default idempotent)")
     order.add_argument("--email", default="pat@example.com", help="the customer's address")
     order.add_argument("--price-cents", type=int, default=4200, help="the product's price (9999 is declined)")
     order.add_argument("--quantity", type=int, default=1)
-    sub.add_parser("stats", parents=[common], help="print the queues, retries and dead jobs as JSON")
+    sub.add_parser("stats", **shared, help="print the queues, retries and dead jobs as JSON")
     return parser
 
 
