@@ -11,7 +11,8 @@ about the engines themselves, so they run whatever `--harness-engine` says.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ REDIS = "redis://127.0.0.1:6379/{db}"
 #: A Redis database per engine, flushed when its worker closes.
 DB = {"rq": 10, "dramatiq": 11, "celery": 12}
 
-pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(90)]
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 def _redis_url(engine: str) -> str:
@@ -32,6 +33,20 @@ def _redis_url(engine: str) -> str:
             raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
         pytest.skip(f"no Redis at {url}: the SIGKILL lesson needs real workers on a real Redis")
     return url
+
+
+@contextmanager
+def _database_to_ourselves(engine: str) -> Iterator[None]:
+    """Hold the engine's Redis database while a case runs. A worker flushes its database on close, so two
+    test runs on one machine (two checkouts, two terminals) would wipe each other's broker state."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS.format(db=0))
+    try:
+        with client.lock(f"retry-harness:scenarios:sigkill:db{DB[engine]}", timeout=120, blocking_timeout=120):
+            yield
+    finally:
+        client.close()
 
 
 def rq_keeps_it_in_the_started_registry_and_retries_it(report: KillReport) -> None:
@@ -102,7 +117,8 @@ CASES = [
 def test_what_happens_to_the_job_of_a_sigkilled_worker(
     engine: str, settings: dict[str, Any], expect: Callable[[KillReport], None]
 ) -> None:
-    with RealWorker(engine, _redis_url(engine), **settings) as worker:
+    url = _redis_url(engine)
+    with _database_to_ourselves(engine), RealWorker(engine, url, **settings) as worker:
         report = worker.kill_mid_job()
     assert (report.engine, report.signal) == (engine, "SIGKILL")
     expect(report)
