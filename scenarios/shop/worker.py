@@ -313,7 +313,10 @@ class RedisQueues(Engine):
             key = FailedJobRegistry(queue.name, connection=self.connection).key
             entries += [(score, raw.decode()) for raw, score in self.connection.zrange(key, 0, -1, withscores=True)]
         ids = [job_id for _, job_id in sorted(entries, reverse=True)]
-        return [self.record(found) for found in self._fetch(ids)]
+        records = [self.record(found) for found in self._fetch(ids)]
+        for record in records:  # RQ kept no count of the last failure, which sent it here
+            record.retry_count = 0 if record.retry_count is None else record.retry_count + 1
+        return records
 
     @property
     def events(self) -> list[Event]:

@@ -1,7 +1,7 @@
 """The shop's real RQ worker end to end, without Docker: what the `shop-worker` service of compose.yaml runs.
 
 The fake services listen on a free loopback port in this process; the worker is a subprocess on the local
-Redis (database 12, and a queue prefix of its own so nothing collides with other runs); orders are placed
+Redis (database 9, which no test flushes, and a queue prefix of its own for each run); orders are placed
 with the worker's own `enqueue-order` command. The checks read what the services recorded and the order
 rows, and the worker must stop cleanly on SIGTERM.
 """
@@ -27,7 +27,7 @@ from fake_services.testing import serve_in_thread
 from harness.engines.workers import redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS_URL = "redis://127.0.0.1:6379/12"
+REDIS_URL = "redis://127.0.0.1:6379/9"
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(120)]
 
