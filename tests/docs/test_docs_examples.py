@@ -205,14 +205,23 @@ def test_the_scenarios_page_names_every_lesson_module() -> None:
     assert modules and not missing, f"docs/scenarios.md does not describe {missing}"
 
 
+def _anchors(page: pathlib.Path) -> set[str]:
+    """The anchors of a page's headings, spelt as GitHub spells them."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", page.read_text(), re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
 def test_relative_links_between_pages_resolve() -> None:
     broken = []
     for page in pages():
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text()):
             if "://" in target or target.startswith("mailto:"):
                 continue
-            if not (page.parent / target).exists():
+            linked = page.parent / target if target else page
+            if not linked.exists():
                 broken.append(f"{_name(page)} -> {target}")
+            elif anchor and linked.suffix == ".md" and anchor not in _anchors(linked):
+                broken.append(f"{_name(page)} -> {target}#{anchor} (no such heading)")
     assert not broken, broken
 
 
