@@ -205,6 +205,19 @@ def test_the_scenarios_page_names_every_lesson_module() -> None:
     assert modules and not missing, f"docs/scenarios.md does not describe {missing}"
 
 
+def test_the_plugin_page_names_every_fixture_option_and_marker_argument() -> None:
+    import harness.pytest_plugin as plugin
+
+    text = (DOCS / "plugin.md").read_text()
+    source = (ROOT / "harness" / "pytest_plugin.py").read_text()
+    fixtures = re.findall(r"^@pytest\.fixture(?:\(.*?\))?\ndef ([a-z]\w*)\(", source, re.M)
+    options = re.findall(r'^[A-Z_]+_OPTION = "(--[\w-]+)"', source, re.M)
+    arguments = list(plugin.HarnessOptions.__dataclass_fields__)
+    missing = [f"`{name}`" for name in [*fixtures, *options] if f"`{name}`" not in text]
+    missing += [f"{name}=" for name in arguments if f"{name}=" not in text]
+    assert len(fixtures) >= 6 and len(options) >= 4 and not missing, f"docs/plugin.md does not describe {missing}"
+
+
 def _anchors(page: pathlib.Path) -> set[str]:
     """The anchors of a page's headings, spelt as GitHub spells them."""
     headings = re.findall(r"^#+\s+(.+?)\s*$", page.read_text(), re.M)
