@@ -7,11 +7,14 @@ What each kind of block means (the pages state the same in their conventions):
 - ```pycon: `>>>` examples run with doctest in the same namespace; the shown output must match.
 - ```console: `$ command` lines run with bash in the page's working directory; the lines after a command
   are its output, which the real output must contain. A command must exit 0 unless the next command is
-  `echo $?`, whose output is then the exit code.
+  `echo $?`, whose output is then the exit code. `harness serve` runs in the background on a free port,
+  which replaces the documented 8888 in the commands and output after it. `needs=postgres` in the info
+  string: the block runs on its own, where that service answers.
 - ```text: shown, never run. ```json: must parse. Any block with `file=NAME` is written to that file.
 
 In shown output, a line that is only `...` stands for any number of lines, and `...` inside a line for any
-text. A block of any other kind (or with no kind) that looks runnable fails the test: mark it ```text.
+text. A block of any other kind fails the test, and so does an unlabelled one that looks runnable: mark a
+block that must not run ```text.
 """
 
 from __future__ import annotations
