@@ -117,8 +117,17 @@ def _replay(scenario: Any, args: argparse.Namespace, ref: str) -> int:
             print(f"  violation: {violation}")
         for step in result.unfired:
             print(f"  note: this fault never fired: {step.to_dict()}")
-        print("  verdict: " + ("UNSAFE" if result.violations else "safe"))
-        return EXIT_UNSAFE if result.violations else EXIT_SAFE
+        if result.violations:
+            print("  verdict: UNSAFE")
+            return EXIT_UNSAFE
+        if result.unfired:
+            # Nothing was tested: most likely the code moved since the plan was printed.
+            print("  verdict: STALE (the plan did not run as written, so it proves nothing)")
+            print(f"harness: {len(result.unfired)} fault(s) of the plan never fired; the job's code or the "
+                  "scenario changed since the plan was printed? Explore again for a current plan.", file=sys.stderr)
+            return EXIT_USAGE
+        print("  verdict: safe")
+        return EXIT_SAFE
     finally:
         explorer.close()
 
@@ -202,6 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, HarnessError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # `harness explore ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_UNSAFE if args.command != "serve" else EXIT_SAFE
 
 
 if __name__ == "__main__":

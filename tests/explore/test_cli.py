@@ -61,3 +61,18 @@ def test_demo_finds_the_double_charge_and_clears_the_idempotent_stage(tmp_path):
     assert any("payments.charge" in v and "2 times" in v for u in naive for v in u["violations"])
     split = reports[1]["unsafe"]
     assert any("email.send" in v for u in split for v in u["violations"])
+
+
+def test_a_replay_whose_fault_never_fires_is_stale_and_exits_2():
+    plan = '[{"attempt":9,"fault":"crash","point":{"file":"planted.py","hit":1,"kind":"line","line":30}}]'
+    out = harness("explore", "planted:NAIVE", "--replay", plan)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "verdict: STALE" in out.stdout and "never fired" in out.stderr
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    done = subprocess.run(
+        f"{sys.executable} -m harness.cli demo | head -1", shell=True, cwd=ROOT,
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.stdout.startswith("Exploring") and "Traceback" not in done.stderr, done.stderr
