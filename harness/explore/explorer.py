@@ -254,10 +254,10 @@ class Explorer:
             if examples:
                 from harness.explore.search import search_deeper
 
-                found = search_deeper(self, baseline, examples=examples, seed=self.seed)
+                found, searched = search_deeper(self, baseline, examples=examples, seed=self.seed)
+                stats.run += searched
                 if found is not None and all(u.plan != found.plan for u in unsafe):
                     unsafe.append(self._unsafe(found.plan, found, 0))
-                    stats.run += 1
         routing_rows: list[dict[str, Any]] = []
         if routing:
             from harness.explore.routing import check_routing

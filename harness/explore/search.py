@@ -18,17 +18,23 @@ if TYPE_CHECKING:
 __all__ = ["search_deeper"]
 
 
-def search_deeper(explorer: Explorer, baseline: RunResult, *, examples: int, seed: int) -> RunResult | None:
+def search_deeper(
+    explorer: Explorer, baseline: RunResult, *, examples: int, seed: int
+) -> tuple[RunResult | None, int]:
     """Generate up to `examples` plans of up to three faults; return the run of the smallest plan that
-    violates an invariant, or None when none did."""
+    violates an invariant (None when none did) and how many plans were run, shrinking included."""
     lines = sorted({p for e in baseline.executions for p in e.lines})
     calls = sorted({c for e in baseline.executions for c in e.calls})
     if not lines and not calls:
-        return None
+        return None, 0
     attempts = st.integers(min_value=1, max_value=len(baseline.executions) + 3)
     strategy = fault_plans(lines=lines, calls=calls, attempts=attempts, max_size=3)
 
+    runs = 0
+
     def violates(plan: tuple) -> bool:
+        nonlocal runs
+        runs += 1
         return bool(explorer._run(plan).violations)
 
     config = settings(
@@ -40,5 +46,5 @@ def search_deeper(explorer: Explorer, baseline: RunResult, *, examples: int, see
     try:
         smallest = find(strategy, violates, settings=config, random=random.Random(seed))
     except NoSuchExample:
-        return None
-    return explorer._run(smallest)
+        return None, runs
+    return explorer._run(smallest), runs + 1

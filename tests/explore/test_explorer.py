@@ -147,3 +147,11 @@ def test_exploring_on_rq_prints_no_traceback_per_injected_failure():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.stdout.strip() == "unsafe", done.stderr[-2000:]
     assert "Traceback" not in done.stderr, done.stderr[:2000]
+
+
+def test_plans_that_hypothesis_ran_are_counted():
+    exhaustive = explore(planted.SAFE, seed=2, depth=1)
+    searched = explore(planted.SAFE, seed=2, depth=1, examples=25)
+    assert searched.verdict == "safe", searched.to_text()
+    # a safe job: Hypothesis finds nothing and runs its examples in full (fewer only if it ran out of plans)
+    assert searched.plans_run - exhaustive.plans_run >= 10, (exhaustive.plans_run, searched.plans_run)
