@@ -12,6 +12,7 @@ the test at teardown: a fault that never fired tested nothing.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -30,6 +31,7 @@ ENGINE_OPTION = "--harness-engine"
 SEED_OPTION = "--harness-seed"
 SERVICES_URL_OPTION = "--harness-services-url"
 REDIS_URL_OPTION = "--harness-redis-url"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 ENGINES = ("sim", "dramatiq", "rq", "celery")
 
 
@@ -63,32 +65,56 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before Hypothesis' own plugin loads the profile it was asked for
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "harness(engine=None, seed=None, depth=None, examples=None): configure the harness fixtures for one test",
     )
-    _register_hypothesis_profiles()
+    _check_urls(config)
+    asked = _option(config, "hypothesis_profile")
+    if "hypothesis" in sys.modules or (isinstance(asked, str) and asked.startswith(PROFILE_PREFIX)):
+        register_hypothesis_profiles()
 
 
-def _register_hypothesis_profiles() -> None:
-    """Profiles that suit exploration: `harness-ci` (derandomized, no deadline, no database) and
-    `harness-dev`. Registered only if Hypothesis is already imported, so loading stays light."""
-    import sys
+def _check_urls(config: pytest.Config) -> None:
+    """Refuse a malformed URL option before any test runs, naming the option."""
+    services = config.getoption(SERVICES_URL_OPTION)
+    if services and not services.startswith(("http://", "https://")):
+        raise pytest.UsageError(f"{SERVICES_URL_OPTION}={services!r}: give an http:// URL, e.g. http://localhost:8000")
+    redis_url = config.getoption(REDIS_URL_OPTION)
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise pytest.UsageError(f"{REDIS_URL_OPTION}={redis_url!r}: give a redis:// URL, e.g. {DEFAULT_REDIS_URL}")
 
-    if "hypothesis" not in sys.modules:
-        return
+
+def _option(config: pytest.Config, name: str) -> Any:
+    try:
+        return config.getoption(name)
+    except ValueError:  # that plugin is not loaded
+        return None
+
+
+PROFILE_PREFIX = "harness-"
+
+
+def register_hypothesis_profiles() -> None:
+    """Register the Hypothesis profiles that suit exploration: `harness-ci` (derandomized, no deadline, no
+    example database, failing examples printed as blobs) and `harness-dev`. The plugin calls it when
+    Hypothesis is loaded or `--hypothesis-profile=harness-...` is given; a conftest that loads a profile
+    at import time calls it first. Loading the plugin alone imports no Hypothesis."""
     from hypothesis import HealthCheck, settings
 
     settings.register_profile(
-        "harness-ci",
+        f"{PROFILE_PREFIX}ci",
         derandomize=True,
         deadline=None,
         database=None,
         print_blob=True,
         suppress_health_check=[HealthCheck.too_slow],
     )
-    settings.register_profile("harness-dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.register_profile(
+        f"{PROFILE_PREFIX}dev", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +186,8 @@ class Harness:
     reports: list[Report] = field(default_factory=list)
     _worlds: list[World] = field(default_factory=list)
     _scheduled: list[tuple[str, str, World]] = field(default_factory=list)
+    _closers: list[Any] = field(default_factory=list)
+    config: pytest.Config | None = None
 
     def explore(
         self,
@@ -197,6 +225,17 @@ class Harness:
         `report.assert_safe()` fails on a row that broke the policy."""
         return self.explore(target, args, depth=0, routing=True, **options)
 
+    def real_worker(self, engine: str, **settings: Any) -> Any:
+        """A `RealWorker` of `engine` (rq, dramatiq, celery) on the Redis of `--harness-redis-url`: a
+        real worker process the test can SIGKILL mid-job (`kill_mid_job()`), closed at teardown. The
+        worker flushes that Redis database when it closes: point the option at a database of its own.
+        Skips the test when no Redis answers there."""
+        from harness.engines.workers import RealWorker
+
+        worker = RealWorker(engine, _redis_url(self.config), **settings)
+        self._closers.append(worker.close)
+        return worker
+
     def world(self) -> World:
         """A fresh world (clock, services, engine, http client) for hand-written checks."""
         from harness.world import World
@@ -220,6 +259,8 @@ class Harness:
                 unfired.append(_describe_rule(service, armed[rule_id]))
         for world in self._worlds:
             world.close()
+        for close in reversed(self._closers):
+            close()
         if unfired:
             _fail_unfired(unfired)
 
@@ -270,9 +311,29 @@ def harness(request: pytest.FixtureRequest) -> Iterator[Harness]:
         seed=_seed(request),
         depth=options.depth if options.depth is not None else 1,
         examples=options.examples or 0,
+        config=request.config,
     )
     yield fixture
     fixture._check_and_close()
+
+
+def _redis_url(config: pytest.Config | None) -> str:
+    """`--harness-redis-url`, else `$REDIS_URL`, else the local default; skips when nothing answers."""
+    __tracebackhide__ = True
+    option = config.getoption(REDIS_URL_OPTION) if config is not None else None
+    url = option or os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL
+    from harness.engines.workers import redis_available
+
+    if not redis_available(url):
+        pytest.skip(f"no Redis answers at {url} (set {REDIS_URL_OPTION} or $REDIS_URL)")
+    return url
+
+
+@pytest.fixture
+def harness_redis_url(request: pytest.FixtureRequest) -> str:
+    """The Redis for tests of real workers: `--harness-redis-url`, else `$REDIS_URL`, else
+    redis://127.0.0.1:6379/0; the test skips with the reason when no Redis answers there."""
+    return _redis_url(request.config)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ What each kind of block means (the pages state the same in their conventions):
 - ```console: `$ command` lines run with bash in the page's working directory; the lines after a command
   are its output, which the real output must contain. A command must exit 0 unless the next command is
   `echo $?`, whose output is then the exit code. `harness serve` runs in the background on a free port,
-  which replaces the documented 8888 in the commands and output after it. `needs=postgres` in the info
-  string: the block runs on its own, where that service answers.
+  which replaces the documented 8888 in the commands and output after it. `needs=postgres` (or
+  `needs=redis`) in the info string: the block runs on its own, where that service answers.
 - ```text: shown, never run. ```json: must parse. Any block with `file=NAME` is written to that file.
 
 In shown output, a line that is only `...` stands for any number of lines, and `...` inside a line for any

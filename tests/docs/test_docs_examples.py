@@ -1,7 +1,8 @@
 """Every example in `docs/` runs, and shows what really happens.
 
 Each page's blocks run in order (see `doc_runner` for what each kind of block means). Blocks marked
-`needs=postgres` run alone, as separate tests that skip when the service is absent (not on CI).
+`needs=postgres` or `needs=redis` run alone, as separate tests that skip when the service is absent (not on
+CI).
 """
 
 from __future__ import annotations
@@ -184,12 +185,24 @@ def _postgres_reason(block_text: str) -> str | None:
     return None
 
 
+def _redis_reason(block_text: str) -> str | None:
+    """None when the Redis the block names (`--harness-redis-url URL`) answers, else why not."""
+    from harness.engines.workers import redis_available
+
+    match = re.search(r"--harness-redis-url[= ](\S+)", block_text)
+    url = match[1] if match else "redis://127.0.0.1:6379/0"
+    return None if redis_available(url) else f"no Redis answers at {url}"
+
+
+REASONS = {"postgres": _postgres_reason, "redis": _redis_reason}
+
+
 @pytest.mark.parametrize(("page", "service"), _needing())
 def test_examples_that_need_a_service(page: pathlib.Path, service: str, page_run: Any) -> None:
     text = "".join(b.body for b in _blocks(page) if b.needs == service)
-    if service != "postgres":
+    if service not in REASONS:
         raise DocError(f"{_name(page)}: needs={service} is not a service this test knows how to check")
-    reason = _postgres_reason(text)
+    reason = REASONS[service](text)
     if reason is not None:
         if os.environ.get("CI"):
             raise RuntimeError(f"{reason}, and CI is set")

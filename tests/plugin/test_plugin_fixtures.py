@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
+
+import pytest
 
 PLANTED = (pathlib.Path(__file__).parent.parent / "explore" / "planted.py").read_text()
 
@@ -175,3 +178,43 @@ def test_explore_takes_a_bare_job_with_its_args_and_invariants(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*planted.charge_then_email on sim (seed 0): UNSAFE*"])
+
+
+def test_the_redis_url_option_is_read_and_a_silent_redis_skips_with_the_reason(pytester):
+    pytester.makepyfile(
+        """
+        def test_url(harness_redis_url):
+            assert harness_redis_url == "redis://127.0.0.1:1/0"
+        """
+    )
+    result = pytester.runpytest_subprocess("--harness-redis-url", "redis://127.0.0.1:1/0", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*no Redis answers at redis://127.0.0.1:1/0*"])
+    refused = pytester.runpytest_subprocess("--harness-redis-url", "localhost:6379")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--harness-redis-url='localhost:6379': give a redis:// URL*"])
+    refused = pytester.runpytest_subprocess("--harness-services-url", "localhost:8000")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*--harness-services-url='localhost:8000': give an http:// URL*"])
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+def test_real_worker_on_the_option_s_redis_is_killed_and_closed(pytester):
+    from harness.engines.workers import redis_available
+
+    url = "redis://127.0.0.1:6379/8"
+    if not redis_available(url):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
+        pytest.skip(f"no Redis at {url}")
+    pytester.makepyfile(
+        """
+        def test_kill(harness, harness_redis_url):
+            worker = harness.real_worker("rq", retries=1)
+            assert worker.redis_url == harness_redis_url
+            report = worker.kill_mid_job()
+            assert report.signal == "SIGKILL" and report.outcome == "recovered" and report.runs == 2
+        """
+    )
+    pytester.runpytest_subprocess("--harness-redis-url", url).assert_outcomes(passed=1)

@@ -65,3 +65,37 @@ def test_marker_and_option_choose_engine_and_seed(pytester):
     )
     result = pytester.runpytest_subprocess("--harness-seed", "9")
     result.assert_outcomes(passed=2)
+
+
+def test_the_hypothesis_profiles_load_from_the_command_line(pytester):
+    pytester.makepyfile(
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            assert settings.get_current_profile_name() == "harness-ci"
+            assert settings().derandomize and settings().deadline is None and settings().database is None
+        """
+    )
+    pytester.runpytest_subprocess("--hypothesis-profile=harness-ci").assert_outcomes(passed=1)
+
+
+def test_a_conftest_can_load_a_profile_at_import(pytester):
+    pytester.makeconftest(
+        """
+        from hypothesis import settings
+        from harness.pytest_plugin import register_hypothesis_profiles
+
+        register_hypothesis_profiles()
+        settings.load_profile("harness-dev")
+        """
+    )
+    pytester.makepyfile(
+        """
+        from hypothesis import settings
+
+        def test_profile():
+            assert settings.get_current_profile_name() == "harness-dev" and settings().deadline is None
+        """
+    )
+    pytester.runpytest_subprocess().assert_outcomes(passed=1)
