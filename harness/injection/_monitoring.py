@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dis
 import sys
+import threading
 from threading import get_ident
 from types import CodeType
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,7 @@ class MonitoringBackend:
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
         self.line_callback: Any = None
-        self.on_line_fast = self.on_line_full = _unset
+        self.on_line_plain = self.on_line_fast = self.on_line_full = _unset
         self.on_line_armed = self.on_line_idle = self.on_start = _unset
         self._line_reliable = True
         self._thread = get_ident()
@@ -157,7 +158,7 @@ class MonitoringBackend:
         tracer = self.tracer
         if tracer._rec:
             plain = tracer._on_record is None and tracer._armed_file is None
-            callback = self.on_line_fast if plain else self.on_line_full
+            callback = (self._plain_or_fast() if plain else self.on_line_full)
         elif tracer._armed_file is not None:
             callback = self.on_line_armed
         else:
@@ -171,6 +172,10 @@ class MonitoringBackend:
             # callback per location. Hence only when a line we need was switched off.
             disabled.clear()
             sys.monitoring.restart_events()
+
+    def _plain_or_fast(self) -> Any:
+        """The recording callback: the plain one needs no `with` exits and reliable LINE events."""
+        return self.on_line_plain if self._line_reliable and not self.exit_lines else self.on_line_fast
 
     def instrument(self, code: CodeType) -> None:
         """Turn LINE events on for `code` and the code nested in it (comprehensions, lambdas, defs)."""
@@ -186,6 +191,9 @@ class MonitoringBackend:
             if exits:
                 self.exits[id(current)] = exits
                 self.exit_lines.update(exits)
+                if self.line_callback is self.on_line_plain:  # code with `with` blocks came in mid-run
+                    self.line_callback = self.on_line_fast
+                    mon.register_callback(self.tool, mon.events.LINE, self.on_line_fast)
             if not self._line_reliable:
                 first = _one_line_start(current)
                 if first is not None:
@@ -222,22 +230,27 @@ class MonitoringBackend:
             was, pending[0] = pending[0], None
             return was is code and pending[1] == line
 
-        if self._line_reliable:
-            # The hot path of a recording run: two tests and an append per line.
-            def on_line_fast(code: CodeType, line: int) -> Any:
-                if line in exit_lines and leaves_with(code, line):
-                    return disable  # this location only: the `with` line's events as the block starts stay
-                if get_ident() == thread:
-                    append((code, line))
+        # The installing thread's own recorder: other threads find no attribute there, which is cheaper
+        # to tell per line than comparing thread ids (those threads are ignored, as settrace ignores them).
+        mine = threading.local()
+        mine.append = append
 
-        else:
-            def on_line_fast(code: CodeType, line: int) -> Any:
-                if pending[0] is not None and repeats(code, line):
-                    return None
-                if line in exit_lines and leaves_with(code, line):
-                    return disable
-                if get_ident() == thread:
-                    append((code, line))
+        def on_line_plain(code: CodeType, line: int) -> Any:
+            # The hot path of a recording run while no target code has a `with` block: one append.
+            try:  # noqa: SIM105 (a try costs nothing here; contextlib.suppress would cost a call per line)
+                mine.append((code, line))
+            except AttributeError:
+                pass
+
+        def on_line_fast(code: CodeType, line: int) -> Any:
+            if pending[0] is not None and repeats(code, line):
+                return None
+            if line in exit_lines and leaves_with(code, line):
+                return disable  # this location only: the `with` line's events as the block starts stay
+            try:  # noqa: SIM105
+                mine.append((code, line))
+            except AttributeError:
+                pass
 
         def on_line_full(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
@@ -285,6 +298,7 @@ class MonitoringBackend:
                     tracer._count_armed()
             return None
 
+        self.on_line_plain = on_line_plain
         self.on_line_fast = on_line_fast
         self.on_line_full = on_line_full
         self.on_line_armed = on_line_armed

@@ -3,6 +3,8 @@ which no real process death does. Context managers must still run when the injec
 
 from __future__ import annotations
 
+import sys
+
 import linetgt_with as target
 import pytest
 from conftest import line_of
@@ -57,3 +59,26 @@ def test_a_return_inside_the_block_still_releases_the_lock(backend: str) -> None
                 target.returns_inside([1, 2])
             assert not target.LOCK.locked(), f"the lock leaked at {point}"
             tracer.disarm()
+
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
+def test_with_blocks_met_mid_recording_switch_to_the_checking_callback() -> None:
+    """The monitoring backend records with a bare append while no target code has a `with` block; code
+    with one that arrives during the recording (a module imported anew) must switch it back."""
+    with LineTracer(Targets(["linetgt_late_with"]), backend="monitoring") as tracer:
+        backend = tracer._installed
+        sys.modules.pop("linetgt_late_with", None)  # its code runs anew below, as a fresh import would
+        backend.exits.clear()  # as if the module had never been imported before the tracer was
+        backend.exit_lines.clear()
+        tracer.begin_attempt()
+        tracer.record = True
+        assert backend.line_callback is backend.on_line_plain
+        import linetgt_late_with as late
+
+        assert backend.line_callback is backend.on_line_fast
+        assert late.late_locked([1, 2, 3]) == 6
+        tracer.record = False
+        lines = [p.line for p in tracer.points]
+    assert lines.count(line_of(late, "late-with")) == 3  # once per entry, never as the block exits
+    assert line_of(late, "late-after") in lines
