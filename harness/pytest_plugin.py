@@ -344,16 +344,31 @@ def harness_world(request: pytest.FixtureRequest) -> Iterator[World]:
     world = World.build(_engine_name(request), seed=_seed(request))
     try:
         yield world
+        unfired = _unfired_in_process(world.services)
     finally:
         world.close()
+    if unfired:
+        _fail_unfired(unfired)
 
 
 @pytest.fixture
-def fake_services(request: pytest.FixtureRequest) -> FakeServices:
-    """The fake services in-process, fresh for this test (seeded: ids are deterministic)."""
+def fake_services(request: pytest.FixtureRequest) -> Iterator[FakeServices]:
+    """The fake services in-process, fresh for this test (seeded: ids are deterministic). A fault rule
+    scheduled on them that is still armed at the end and never struck a call fails the test."""
     from fake_services import FakeServices
 
-    return FakeServices(seed=_seed(request))
+    services = FakeServices(seed=_seed(request))
+    yield services
+    unfired = _unfired_in_process(services)
+    if unfired:
+        _fail_unfired(unfired)
+
+
+def _unfired_in_process(services: FakeServices) -> list[str]:
+    from fake_services.state import SERVICE_NAMES
+
+    return [_describe_rule(name, rule) for name in SERVICE_NAMES for rule in services.faults(name)
+            if rule["fired"] == 0]
 
 
 @pytest.fixture(scope="session")

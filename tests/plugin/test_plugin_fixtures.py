@@ -218,3 +218,24 @@ def test_real_worker_on_the_option_s_redis_is_killed_and_closed(pytester):
         """
     )
     pytester.runpytest_subprocess("--harness-redis-url", url).assert_outcomes(passed=1)
+
+
+def test_rules_on_the_in_process_fixtures_that_never_fired_fail_too(pytester):
+    pytester.makepyfile(
+        """
+        from fake_services import FaultRule
+
+        def test_services_unfired(fake_services):
+            fake_services.schedule("chat", FaultRule(fault="503", next=1))
+
+        def test_world_unfired(harness_world):
+            harness_world.services.schedule("fulfillment", FaultRule(fault="timeout", next=1))
+
+        def test_cleared_is_fine(fake_services):
+            fake_services.schedule("chat", FaultRule(fault="503", next=1))
+            fake_services.clear_faults("chat")
+        """
+    )
+    result = pytester.runpytest_subprocess()
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*never fired*chat rule chat-1*", "*never fired*fulfillment rule fulfillment-1*"])
