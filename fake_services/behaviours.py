@@ -174,7 +174,10 @@ class Schedule:
     def add(self, rule: FaultRule) -> FaultRule:
         self._counter += 1
         armed = FaultRule(**{**rule.to_dict(), "id": f"{self.service}-{self._counter}"})
-        rng = random.Random(f"{self.seed}:{self.service}:{self._counter}:{rule.seed}")
+        if self.seed is None and rule.seed is None:
+            rng = random.Random()  # unseeded services: probabilistic rules differ from run to run
+        else:
+            rng = random.Random(f"{self.seed}:{self.service}:{self._counter}:{rule.seed}")
         self._armed.append(_Armed(armed, rng))
         return armed
 

@@ -169,6 +169,8 @@ def test_probability_is_seeded_and_repeatable() -> None:
     assert first == pattern(3)
     assert {201, 503} == set(first)
     assert first != pattern(4)
+    # unseeded services draw afresh each run (two equal patterns of 40 coin flips: 1 in 2**40)
+    assert pattern(None) != pattern(None)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("fault", ["500", "502", "503", "504", "429"])
