@@ -161,6 +161,21 @@ def dispose() -> None:
         engine.dispose()
 
 
+def unreachable(url: str) -> str | None:
+    """None when a connection to `url` works, else the reason it does not (for skips and CI errors)."""
+    from sqlalchemy import create_engine
+
+    probe = create_engine(url, connect_args={"connect_timeout": 2} if url.startswith("postgresql") else {})
+    try:
+        with probe.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    finally:
+        probe.dispose()
+    return None
+
+
 def reset_data() -> None:
     """Empty the tables and restart their ids at 1, so every run names the same order ids."""
     engine = database()

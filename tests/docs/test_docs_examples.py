@@ -172,17 +172,10 @@ def _postgres_reason(block_text: str) -> str | None:
     """None when the PostgreSQL the block names answers, else why not."""
     match = re.search(r"DATABASE_URL=(\S+)", block_text)
     url = match[1].strip("'\"") if match else "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-    from sqlalchemy import create_engine, text
+    from scenarios.shop.db import unreachable
 
-    engine = create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        return f"PostgreSQL at {url} is unreachable ({type(exc).__name__}: {str(exc).splitlines()[0]})"
-    finally:
-        engine.dispose()
-    return None
+    reason = unreachable(url)
+    return None if reason is None else f"PostgreSQL at {url} is unreachable ({reason})"
 
 
 def _redis_reason(block_text: str) -> str | None:

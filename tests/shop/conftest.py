@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.world import World
+from scenarios.shop.db import unreachable
 
 #: The local server's test database; `DATABASE_URL` overrides it (CI points it at its own service).
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -19,21 +20,6 @@ def postgres_url() -> str:
     return url if url.startswith("postgresql") else LOCAL_POSTGRES_URL
 
 
-def _postgres_reachable(url: str) -> str | None:
-    """None when a connection works, else the reason it does not."""
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(url, connect_args={"connect_timeout": 2})
-    try:
-        with engine.connect() as conn:
-            conn.execute(text("select 1"))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
-    finally:
-        engine.dispose()
-    return None
-
-
 @pytest.fixture(
     scope="session",
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -42,7 +28,7 @@ def shop_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path_factory.mktemp('shop') / 'shop.sqlite3'}"
     url = postgres_url()
-    reason = _postgres_reachable(url)
+    reason = unreachable(url)
     if reason is not None:
         if os.environ.get("CI"):
             raise RuntimeError(f"PostgreSQL at {url} is unreachable on CI: {reason}")
