@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.clock import RealClock
+from harness.engines._sim_core import default_retry_delay
 from harness.engines.base import Engine, Event, Job, JobRecord, Stats, check_json_args
 from harness.errors import ConfigurationError, EngineUnavailable
 
@@ -145,7 +146,7 @@ class RedisQueues(Engine):
         """Sidekiq's delay before each retry (`count**4 + 15 + rand(10 * (count + 1))`), scaled, in seconds."""
         delays = []
         for count in range(retries):
-            delay = (count**4 + 15 + self._rng.randrange(10 * (count + 1))) * self.retry_delay_scale
+            delay = default_retry_delay(count, self._rng) * self.retry_delay_scale
             delays.append(max(1, round(delay)) if self.retry_delay_scale else 0)
         return delays
 
