@@ -143,7 +143,9 @@ class Report:
         lines = [head, counts]
         groups = self.failures()
         if groups:
-            lines.append(f"  {len(self.unsafe)} violating plans, {len(groups)} distinct failures:")
+            equivalent = sum(u.equivalents for u in self.unsafe)
+            pruned = f" (and {equivalent} pruned as equivalent to them)" if equivalent else ""
+            lines.append(f"  {len(self.unsafe)} violating plans{pruned}, {len(groups)} distinct failures:")
         for n, members in enumerate(groups[:limit], 1):
             first = members[0]
             lines.append(f"  [{n}] {first.story}")

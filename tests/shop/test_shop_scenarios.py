@@ -115,3 +115,18 @@ def test_explorer_finds_the_books_verdicts_and_points_at_job_lines(shop_db: str)
         }
         assert crash_files <= {f"scenarios/shop/jobs_{name}.py", "scenarios/shop/orders.py"}
     assert verdicts == {"naive": "unsafe", "split": "unsafe", "idempotent": "safe"}
+
+
+def test_the_report_s_counts_add_up_with_pruning() -> None:
+    import re
+
+    from harness.explore import explore
+
+    report = explore(STAGES["naive"], seed=0)
+    text = report.to_text()
+    header = re.search(r"(\d+) violating plans \(and (\d+) pruned as equivalent to them\), (\d+) distinct", text)
+    assert header is not None, text
+    ran, pruned, groups = map(int, header.groups())
+    assert pruned > 0 and ran == len(report.unsafe) and groups == len(report.failures())
+    more = sum(int(n) for n in re.findall(r"\((\d+) more plans fail the same way\)", text))
+    assert more + groups == ran + pruned
