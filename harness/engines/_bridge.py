@@ -265,3 +265,17 @@ def _guarded(handler: Callable[..., Any], *args: Any) -> Any:
     except Exception:
         _log.exception("handler %r raised", handler)
         return None
+
+
+class BridgedEngine(Engine):
+    """An engine whose events and statistics a `Bridge` keeps (the real engines' in-process modes)."""
+
+    bridge: Bridge
+
+    @property
+    def events(self) -> list[Event]:
+        return self.bridge.events
+
+    @property
+    def stats(self) -> Stats:
+        return self.bridge.stats

@@ -24,8 +24,8 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.worker.request import Request
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision, WorkerCrashed
-from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine, Decision, WorkerCrashed
+from harness.engines.base import Hooks, Job, JobRecord, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["CeleryEngine"]
@@ -81,7 +81,7 @@ class _DictBackend(KeyValueStoreBackend):
         return int(self._data[key])
 
 
-class CeleryEngine(Engine):
+class CeleryEngine(BridgedEngine):
     """Celery on `memory://`, one task per `step`, on a virtual clock.
 
     Harness jobs become bound tasks that call `self.retry(countdown=<Sidekiq's delay>,
@@ -352,14 +352,6 @@ class CeleryEngine(Engine):
         """Tasks whose final state in Celery's result backend is FAILURE, most recent first."""
         failed = [i for i in self._dead_ids if self.app.AsyncResult(i).state == "FAILURE"]
         return [self._snapshot(task_id) for task_id in reversed(failed)]
-
-    @property
-    def events(self) -> list[Event]:
-        return self.bridge.events
-
-    @property
-    def stats(self) -> Stats:
-        return self.bridge.stats
 
     def reset(self) -> None:
         self._pull()

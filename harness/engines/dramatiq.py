@@ -26,8 +26,8 @@ from dramatiq.middleware import Middleware, Retries, default_middleware
 from dramatiq.middleware.time_limit import TimeLimit
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision
-from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine, Decision
+from harness.engines.base import Hooks, Job, JobRecord, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["DramatiqEngine"]
@@ -108,7 +108,7 @@ class _Observe(Middleware):
             self.engine.bridge.died(record, exc, dead_set=True)
 
 
-class DramatiqEngine(Engine):
+class DramatiqEngine(BridgedEngine):
     """Dramatiq on an in-memory `StubBroker`, single-threaded, on a virtual clock.
 
     Register harness jobs (`@job`) or your own actors (`register(actor)`: the actor is re-declared on
@@ -343,14 +343,6 @@ class DramatiqEngine(Engine):
 
     def dead(self) -> list[JobRecord]:
         return [self._snapshot(message) for message in reversed(self.broker.dead_letters)]
-
-    @property
-    def events(self) -> list[Event]:
-        return self.bridge.events
-
-    @property
-    def stats(self) -> Stats:
-        return self.bridge.stats
 
     def reset(self) -> None:
         self.broker.flush_all()

@@ -25,8 +25,8 @@ from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, Decision
-from harness.engines.base import Engine, Event, Hooks, Job, JobRecord, Stats, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine, Decision
+from harness.engines.base import Hooks, Job, JobRecord, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["RQEngine"]
@@ -57,7 +57,7 @@ class _NoDeathPenalty(BaseDeathPenalty):
         pass
 
 
-class RQEngine(Engine):
+class RQEngine(BridgedEngine):
     """RQ on fakeredis (or a given Redis connection), one job per `step`, on a virtual clock.
 
     Harness jobs get `Retry(max=N)` with Sidekiq's delay set per failure; your own functions run
@@ -279,14 +279,6 @@ class RQEngine(Engine):
             ]
         records = [self._snapshot(job_id) for _, job_id in sorted(entries, reverse=True)]
         return [r for r in records if r is not None]
-
-    @property
-    def events(self) -> list[Event]:
-        return self.bridge.events
-
-    @property
-    def stats(self) -> Stats:
-        return self.bridge.stats
 
     def reset(self) -> None:
         self.connection.flushdb()
