@@ -112,13 +112,14 @@ class Job:
 
     # Enqueueing goes to the engine that is current (see `Engine.activate`), as Sidekiq's
     # `perform_async` goes to the configured Redis: jobs can enqueue jobs without knowing the engine.
-    def enqueue(self, *args: Any) -> str:
+    # None when a client middleware stopped the push, as Sidekiq's `perform_async` returns nil then.
+    def enqueue(self, *args: Any) -> str | None:
         return current_engine().enqueue(self, *args)
 
-    def enqueue_in(self, seconds: float, *args: Any) -> str:
+    def enqueue_in(self, seconds: float, *args: Any) -> str | None:
         return current_engine().enqueue(self, *args, delay=seconds)
 
-    def enqueue_at(self, when: float, *args: Any) -> str:
+    def enqueue_at(self, when: float, *args: Any) -> str | None:
         return current_engine().enqueue(self, *args, at=when)
 
 

@@ -175,8 +175,8 @@ class Explorer:
                 for fault, phase in CALL_FAULTS:
                     if phase == "after" and not had_effect:
                         continue
-                    point = CallPoint(call.service, call.operation, call.call, phase)
-                    candidates.append(_Candidate((FaultStep(execution.index, point, fault),)))
+                    at = CallPoint(call.service, call.operation, call.call, phase)
+                    candidates.append(_Candidate((FaultStep(execution.index, at, fault),)))
         return candidates
 
     def _run_candidates(

@@ -35,7 +35,7 @@ def retry_machine(scenario: Scenario, *, engine: str | Engine = "sim", seed: int
         baseline = probe.baseline()
     finally:
         probe.close()
-    lines = sorted({p for e in baseline.executions for p in e.lines})
+    lines: list[Any] = sorted({p for e in baseline.executions for p in e.lines})
     calls = sorted({(c.service, c.operation) for e in baseline.executions for c, _ in e.calls})
     services = sorted({service for service, _ in calls}) or ["payments"]
 

@@ -29,9 +29,14 @@ TOOL_IDS = (4, 5, 2, 0, 1, 3)
 TOOL_NAME = "retry-harness line points"
 
 
+def _monitoring() -> Any:
+    """`sys.monitoring`, typed loosely: the type checker targets 3.11, which has none."""
+    return sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+
+
 def claim_tool_id() -> int:
     """Claim the first free tool id of `TOOL_IDS`; refuse when all six are taken."""
-    mon: Any = sys.monitoring
+    mon: Any = _monitoring()
     for tool in TOOL_IDS:
         if mon.get_tool(tool) is None:
             mon.use_tool_id(tool, TOOL_NAME)
@@ -66,7 +71,7 @@ def _line_fires_on_one_liners(tool: int) -> tuple[bool, bool]:
     the tracer reports such lines at PY_START and drops a LINE event that repeats it right after."""
     global _probed
     if _probed is None:
-        mon: Any = sys.monitoring
+        mon: Any = _monitoring()
         ev = mon.events
         seen: list[int] = []
         probe = eval("lambda: None")  # fresh code, so no other tool has touched it
@@ -115,13 +120,17 @@ class MonitoringBackend:
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
         self.line_callback: Any = None
-        self.on_line_plain = self.on_line_fast = self.on_line_full = _unset
-        self.on_line_armed = self.on_line_idle = self.on_start = _unset
+        self.on_line_plain: Any = _unset
+        self.on_line_fast: Any = _unset
+        self.on_line_full: Any = _unset
+        self.on_line_armed: Any = _unset
+        self.on_line_idle: Any = _unset
+        self.on_start: Any = _unset
         self._line_reliable = True
         self._thread = get_ident()
 
     def install(self) -> None:
-        mon: Any = sys.monitoring
+        mon: Any = _monitoring()
         self.tool = claim_tool_id()
         self._thread = get_ident()
         try:
@@ -137,7 +146,7 @@ class MonitoringBackend:
             raise
 
     def uninstall(self) -> None:
-        mon: Any = sys.monitoring
+        mon: Any = _monitoring()
         if self.tool < 0:
             return
         mon.set_events(self.tool, 0)
@@ -164,14 +173,15 @@ class MonitoringBackend:
         else:
             callback = self.on_line_idle
         if callback is not self.line_callback:
-            sys.monitoring.register_callback(self.tool, sys.monitoring.events.LINE, callback)
+            mon = _monitoring()
+            mon.register_callback(self.tool, mon.events.LINE, callback)
             self.line_callback = callback
         disabled = self.disabled
         if disabled and (tracer._rec or (tracer._armed_file, tracer._armed_line) in disabled):
             # This re-enables DISABLEd locations of every tool (coverage's too): they pay one more
             # callback per location. Hence only when a line we need was switched off.
             disabled.clear()
-            sys.monitoring.restart_events()
+            _monitoring().restart_events()
 
     def _plain_or_fast(self) -> Any:
         """The recording callback: the plain one needs no `with` exits and reliable LINE events."""
@@ -181,7 +191,7 @@ class MonitoringBackend:
         """Turn LINE events on for `code` and the code nested in it (comprehensions, lambdas, defs)."""
         stack = [code]
         targets = self.tracer.targets
-        mon: Any = sys.monitoring
+        mon: Any = _monitoring()
         while stack:
             current = stack.pop()
             if id(current) in self.codes or not targets.matches_file(current.co_filename):
@@ -210,7 +220,7 @@ class MonitoringBackend:
         matches_file = tracer.targets.matches_file
         append = tracer._raw.append
         record_line = tracer._record_line
-        disable: Any = sys.monitoring.DISABLE
+        disable: Any = _monitoring().DISABLE
         # (code, line) a one-liner's PY_START just reported: a LINE event for it right after is the
         # same execution. Only ever set where LINE is unreliable for one-liners.
         pending: list[Any] = [None, 0]

@@ -61,7 +61,7 @@ class SettraceBackend:
 
     def __init__(self, tracer: LineTracer) -> None:
         self.tracer = tracer
-        self.previous: TraceFn | None = None
+        self.previous: Any = None  # whatever sys.gettrace() held: a function, or a tool's trace object
         self.function: TraceFn | None = None
         self._thread = get_ident()
         #: id(code) -> (code, False) for other code or (code, `_verdict(code)`) for target code. Keyed

@@ -119,7 +119,7 @@ class Targets:
             paths = getattr(module, "__path__", None)
             if paths is not None:  # a package: everything under its directories
                 roots.extend((_norm(p), True) for p in paths)
-            elif getattr(module, "__file__", None):
+            elif module.__file__:
                 roots.append((_norm(module.__file__), False))
             else:
                 raise ConfigurationError(f"target module {name!r} has no source file; name a Python module")

@@ -68,6 +68,8 @@ def test_with_blocks_met_mid_recording_switch_to_the_checking_callback() -> None
     with one that arrives during the recording (a module imported anew) must switch it back."""
     with LineTracer(Targets(["linetgt_late_with"]), backend="monitoring") as tracer:
         backend = tracer._installed
+        if not backend._line_reliable:
+            pytest.skip("LINE events are unreliable for one-liners here: the tracer always uses the checking callback")
         sys.modules.pop("linetgt_late_with", None)  # its code runs anew below, as a fresh import would
         backend.exits.clear()  # as if the module had never been imported before the tracer was
         backend.exit_lines.clear()
