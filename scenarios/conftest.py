@@ -37,7 +37,9 @@ def shop_world(engine_name: str) -> Iterator[World]:
     from scenarios.shop.middleware import configure
     from scenarios.shop.monitoring import QUEUES
 
-    options: dict[str, Any] = {"queues": QUEUES} if engine_name == "sim" else {}
+    # sim and RQ take the worker's queue order (`rq worker high default`); see the queues lesson for
+    # what Dramatiq and Celery do instead.
+    options: dict[str, Any] = {"queues": QUEUES} if engine_name in ("sim", "rq") else {}
     world = World.build(engine_name, seed=0, **options)
     configure(world)
     try:

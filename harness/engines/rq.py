@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -63,6 +63,8 @@ class RQEngine(BridgedEngine):
     Harness jobs get `Retry(max=N)` with Sidekiq's delay set per failure; your own functions run
     with what you pass: `engine.enqueue(fn, *args, retry=Retry(max=3, interval=[10, 60]))`.
     `exception_handlers` are RQ worker exception handlers `(job, exc_type, exc, tb)`, run after ours.
+    `queues` is the worker's queue list, in priority order, as in `rq worker high default`: RQ's worker
+    takes from the first non-empty one. Queues it does not name follow, in the order they first got a job.
     """
 
     name = "rq"
@@ -75,8 +77,11 @@ class RQEngine(BridgedEngine):
         hooks: Hooks | None = None,
         connection: Any = None,
         exception_handlers: list[Callable[..., Any]] | None = None,
+        queues: Sequence[str] = (),
     ) -> None:
         super().__init__(clock=clock, seed=seed, hooks=hooks)
+        if isinstance(queues, str) or not all(isinstance(q, str) and q for q in queues):
+            raise ConfigurationError(f"queues must be a list of queue names in priority order, not {queues!r}")
         self.bridge = Bridge(self)
         # Any: redis-py's sync/async union types do not survive zrange(..., withscores=True).
         self.connection: Any = connection if connection is not None else fakeredis.FakeRedis()
@@ -89,6 +94,8 @@ class RQEngine(BridgedEngine):
         self._user_handlers = list(exception_handlers or [])
         self.job_class = _job_class(self)
         self._worker: SimpleWorker | None = None
+        for name in queues:
+            self._queue(name)
 
     # -- the clock ---------------------------------------------------------------------------------------
     @contextmanager

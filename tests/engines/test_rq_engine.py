@@ -116,3 +116,36 @@ def test_failed_registry_outlives_virtual_days(engine):
         engine.clock.time() - checks.kinds(engine, EventKind.ENQUEUED)[0].time > 3600
     )  # past hours of backoff
     assert [r.retry_count for r in engine.dead()] == [8]
+
+
+def _record(name):
+    def run(n):
+        CALLS.setdefault("order", []).append(f"{name} {n}")
+
+    run.__name__ = run.__qualname__ = f"run_{name}"
+    return run
+
+
+def test_queues_are_served_in_the_order_given_like_rq_worker_high_default():
+    from harness import job
+
+    low = job(queue="default", retry=0)(_record("low"))
+    high = job(queue="high", retry=0)(_record("high"))
+
+    def order(**options):
+        CALLS.clear()
+        engine = get_engine("rq", **options)
+        try:
+            with engine.activate():
+                low.enqueue(1)  # `default` gets its first job before `high` exists
+                low.enqueue(2)
+                high.enqueue(3)
+            engine.run_until_quiet()
+        finally:
+            engine.close()
+        return CALLS["order"]
+
+    assert order(queues=("high", "default")) == ["high 3", "low 1", "low 2"]
+    assert order() == ["low 1", "low 2", "high 3"]  # unnamed queues: in the order they first got a job
+    with pytest.raises(ConfigurationError, match="priority order"):
+        get_engine("rq", queues="high")
