@@ -1,12 +1,12 @@
 """The harness's pytest plugin: fixtures, options and a marker. Loading it imports no job engine, no web
 framework and no Hypothesis; fixtures import what they need when a test asks for them.
 
-Fixtures: `harness` (explore scenarios, assert safety), `harness_world` (clock, fake services, engine,
-in-process http client), `fake_services` (the in-process services, reset per test),
-`fake_services_url` (the services on a loopback socket, or `--harness-services-url`),
-`fake_services_handle` (per-service handles on those: behaviours, fault rules, journal).
-Fault rules scheduled through `harness.schedule` or `fake_services_handle` that never struck a call fail
-the test at teardown: a fault that never fired tested nothing.
+Fixtures: `harness` (explore scenarios or bare jobs, routing checks, real workers), `harness_world`
+(clock, fake services, engine, in-process http client), `fake_services` (the in-process services, fresh
+per test), `fake_services_url` (the services on a loopback socket, or `--harness-services-url`),
+`fake_services_handle` (per-service handles on those: behaviours, fault rules, journal),
+`harness_redis_url`, `harness_engine_name`, `harness_seed`. A fault rule scheduled through any of them
+that is still armed and never struck a call fails the test at teardown: it tested nothing.
 """
 
 from __future__ import annotations
