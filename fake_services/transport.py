@@ -52,11 +52,11 @@ def in_process_client(services: FakeServices, base_url: str = "http://fake-servi
     """
     client = httpx.Client(transport=ServicesTransport(services), base_url=base_url, **options)
     if isinstance(getattr(client, "_cookies", None), httpx.Cookies):  # the attribute httpx reads cookies from
-        client._cookies = _CookiesSetOnlyWhenSent(client._cookies)
+        client._cookies = _CookiesParsedOnlyWhenSet(client._cookies)
     return client
 
 
-class _CookiesSetOnlyWhenSent(httpx.Cookies):
+class _CookiesParsedOnlyWhenSet(httpx.Cookies):
     def extract_cookies(self, response: httpx.Response) -> None:
         if "set-cookie" in response.headers:
             super().extract_cookies(response)

@@ -211,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     except (_UsageError, HarnessError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except BrokenPipeError:  # `harness explore ... | head`: the reader left; say nothing more
+    except BrokenPipeError:  # `harness explore ... | head`: the reader left before the verdict; say no more
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_UNSAFE if args.command != "serve" else EXIT_SAFE
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

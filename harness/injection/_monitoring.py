@@ -167,7 +167,7 @@ class MonitoringBackend:
         tracer = self.tracer
         if tracer._rec:
             plain = tracer._on_record is None and tracer._armed_file is None
-            callback = (self._plain_or_fast() if plain else self.on_line_full)
+            callback = self._plain_or_fast() if plain else self.on_line_full
         elif tracer._armed_file is not None:
             callback = self.on_line_armed
         else:

@@ -119,8 +119,8 @@ class Targets:
             paths = getattr(module, "__path__", None)
             if paths is not None:  # a package: everything under its directories
                 roots.extend((_norm(p), True) for p in paths)
-            elif module.__file__:
-                roots.append((_norm(module.__file__), False))
+            elif file := getattr(module, "__file__", None):  # built-in modules have none
+                roots.append((_norm(file), False))
             else:
                 raise ConfigurationError(f"target module {name!r} has no source file; name a Python module")
         return roots

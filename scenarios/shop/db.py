@@ -163,8 +163,6 @@ def dispose() -> None:
 
 def unreachable(url: str) -> str | None:
     """None when a connection to `url` works, else the reason it does not (for skips and CI errors)."""
-    from sqlalchemy import create_engine
-
     probe = create_engine(url, connect_args={"connect_timeout": 2} if url.startswith("postgresql") else {})
     try:
         with probe.connect() as conn:

@@ -133,7 +133,7 @@ def test_the_in_process_client_answers_and_still_keeps_cookies_that_are_set() ->
             customer_id=1, payment_method_id=1, amount_cents=100)
         assert charge.status == "success" and len(services.payments.records()) == 1
         # the fast path is in place (if httpx moved the attribute, this client would be slower, not wrong)
-        assert type(client.cookies).__name__ == "_CookiesSetOnlyWhenSent"
+        assert type(client.cookies).__name__ == "_CookiesParsedOnlyWhenSet"
         request = httpx.Request("GET", "http://fake-services/x")
         client.cookies.extract_cookies(httpx.Response(200, request=request))
         assert dict(client.cookies) == {}
