@@ -4,6 +4,11 @@ LINE events are enabled locally on target code objects only: those reachable fro
 modules when installed, and any other target code the first time it starts (a global PY_START event
 that each non-target code switches off for itself by returning DISABLE). Events are process-wide, so
 the callbacks ignore threads other than the installing one, as `sys.settrace` does by nature.
+
+While a run only records (no point armed, no `on_record`), target code that `_blocks` can model is
+recorded by basic blocks instead: BRANCH (and, for loops without a branch, JUMP) and PY_RETURN events
+locally, RAISE and RERAISE globally, and the lines in between worked out when `points` is read. It
+needs every start of target code, so switching it on restarts the events that LINE modes switched off.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigurationError
+from harness.injection import _blocks
+from harness.injection._blocks import CLOSE, RAISE, RETURN, SEED, START, CodeMap
 from harness.injection.lines import with_exits
 
 if TYPE_CHECKING:
@@ -120,6 +127,24 @@ class MonitoringBackend:
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
         self.line_callback: Any = None
+        #: Block recording: whether this interpreter and tracer allow it, whether it is on now, the
+        #: maps of the target code it covers (kept after uninstall, for `points`), and the maps that
+        #: the callbacks see: `maps` while block recording is on, else empty.
+        self.blocks_allowed = tracer.blocks and _blocks.BLOCKS_SUPPORTED
+        self.block_mode = False
+        self.maps: dict[int, CodeMap] = {}
+        self.live: dict[int, CodeMap] = {}
+        #: How many block-recorded frames are running in the installing thread: at 0, a start needs no
+        #: look for its caller.
+        self.depth = [0]
+        #: Whether a target code's PY_START was switched off (DISABLE) since the last restart.
+        self.starts_off = [False]
+        self.on_jump: Any = _unset
+        self.on_return: Any = _unset
+        self.on_raise: Any = _unset
+        self.on_reraise: Any = _unset
+        self.on_resume: Any = _unset
+        self.on_throw: Any = _unset
         self.on_line_plain: Any = _unset
         self.on_line_fast: Any = _unset
         self.on_line_full: Any = _unset
@@ -133,13 +158,32 @@ class MonitoringBackend:
         mon: Any = _monitoring()
         self.tool = claim_tool_id()
         self._thread = get_ident()
+        self.maps = {}
+        self.block_mode = False
+        self.live.clear()
+        self.depth[0] = 0
         try:
             self._line_reliable = all(_line_fires_on_one_liners(self.tool))
             self._make_callbacks()
-            mon.register_callback(self.tool, mon.events.PY_START, self.on_start)
+            ev = mon.events
+            mon.register_callback(self.tool, ev.PY_START, self.on_start)
+            global_events = ev.PY_START
+            if self.blocks_allowed:
+                for event, callback in (
+                    (ev.BRANCH, self.on_jump),
+                    (ev.JUMP, self.on_jump),
+                    (ev.PY_RETURN, self.on_return),
+                    (ev.RAISE, self.on_raise),
+                    (ev.RERAISE, self.on_reraise),
+                    (ev.PY_RESUME, self.on_resume),
+                    (ev.PY_THROW, self.on_throw),
+                ):
+                    mon.register_callback(self.tool, event, callback)
+                global_events |= ev.RAISE | ev.RERAISE | ev.PY_THROW
             for code in self.tracer.targets.code_objects():
                 self.instrument(code)
-            mon.set_events(self.tool, mon.events.PY_START)
+            mon.set_events(self.tool, global_events)
+            self.tracer._expand = self.expand
             self.refresh()
         except BaseException:
             self.uninstall()
@@ -152,9 +196,16 @@ class MonitoringBackend:
         mon.set_events(self.tool, 0)
         for code in self.codes.values():
             mon.set_local_events(self.tool, code, 0)
-        mon.register_callback(self.tool, mon.events.LINE, None)
-        mon.register_callback(self.tool, mon.events.PY_START, None)
+        if self.block_mode and self.tracer._rec:
+            self.tracer._raw.extend(self._closing_entries())
+        ev = mon.events
+        for event in (ev.LINE, ev.PY_START, ev.BRANCH, ev.JUMP, ev.PY_RETURN, ev.RAISE, ev.RERAISE, ev.PY_RESUME):
+            mon.register_callback(self.tool, event, None)
+        mon.register_callback(self.tool, ev.PY_THROW, None)
         mon.free_tool_id(self.tool)
+        self.block_mode = False
+        self.live.clear()
+        self.depth[0] = 0
         self.codes.clear()
         self.exits.clear()
         self.exit_lines.clear()
@@ -165,8 +216,10 @@ class MonitoringBackend:
     def refresh(self) -> None:
         """Pick the LINE callback for the tracer's mode; bring back switched-off lines it needs again."""
         tracer = self.tracer
+        plain = tracer._rec and tracer._on_record is None and tracer._armed_file is None
+        if (plain and self.blocks_allowed) != self.block_mode:
+            self._switch_blocks(not self.block_mode)
         if tracer._rec:
-            plain = tracer._on_record is None and tracer._armed_file is None
             callback = self._plain_or_fast() if plain else self.on_line_full
         elif tracer._armed_file is not None:
             callback = self.on_line_armed
@@ -182,6 +235,59 @@ class MonitoringBackend:
             # callback per location. Hence only when a line we need was switched off.
             disabled.clear()
             _monitoring().restart_events()
+
+    def _switch_blocks(self, on: bool) -> None:
+        """Turn block recording on or off, noting where running target frames stand at the switch."""
+        raw = self.tracer._raw
+        if on:
+            if self.starts_off[0]:
+                # Block recording needs every start: bring back those the LINE modes switched off.
+                self.starts_off[0] = False
+                self.disabled.clear()
+                _monitoring().restart_events()
+            self.block_mode = True
+            self.live.update(self.maps)
+            running = self._running_frames()
+            raw.extend(reversed([(f.f_code, SEED, f.f_lasti, None) for f in running]))
+            self.depth[0] = len(running)
+        else:
+            raw.extend(self._closing_entries())
+            self.block_mode = False
+            self.live.clear()
+            self.depth[0] = 0
+        mon: Any = _monitoring()
+        for code in self.codes.values():
+            mon.set_local_events(self.tool, code, self._local_events(code))
+
+    def _running_frames(self) -> list[Any]:
+        """This thread's frames of block-recorded code, innermost first."""
+        found, live = [], self.live
+        frame: Any = sys._getframe(1)
+        while frame is not None:
+            if id(frame.f_code) in live:
+                found.append(frame)
+            frame = frame.f_back
+        return found
+
+    def _closing_entries(self) -> list[tuple]:
+        if not self.block_mode or get_ident() != self._thread:
+            return []
+        return [(f.f_code, CLOSE, f.f_lasti, None) for f in self._running_frames()]
+
+    def expand(self, raw: list[tuple]) -> list[tuple[CodeType, int]]:
+        """`raw` as `(code, line)` LINE events: block entries expanded, running frames cut where they stand."""
+        if self.block_mode:
+            raw = raw + self._closing_entries()
+        return _blocks.expand(raw, self.maps)
+
+    def _local_events(self, code: CodeType) -> int:
+        ev = _monitoring().events
+        if not self.block_mode:
+            return ev.LINE
+        cmap = self.maps.get(id(code))
+        if cmap is not None:
+            return ev.BRANCH | ev.PY_RETURN | (ev.JUMP if cmap.uses_jumps else 0)
+        return ev.LINE | ev.PY_RESUME
 
     def _plain_or_fast(self) -> Any:
         """The recording callback: the plain one needs no `with` exits and reliable LINE events."""
@@ -208,7 +314,13 @@ class MonitoringBackend:
                 first = _one_line_start(current)
                 if first is not None:
                     self.first_lines[id(current)] = (current, first)
-            mon.set_local_events(self.tool, current, mon.events.LINE)
+            if self.blocks_allowed:
+                cmap = _blocks.code_map(current, exits)
+                if cmap is not None:
+                    self.maps[id(current)] = cmap
+                    if self.block_mode:
+                        self.live[id(current)] = cmap
+            mon.set_local_events(self.tool, current, self._local_events(current))
             stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
 
     def _make_callbacks(self) -> None:
@@ -287,17 +399,93 @@ class MonitoringBackend:
             disabled.add((code.co_filename, line))
             return disable
 
+        live = self.live
+        depth = self.depth
+        starts_off = self.starts_off
+
+        def caller_of(frame: Any) -> tuple[CodeType | None, int]:
+            # The nearest target frame below a starting one: when block-recorded, its run is cut there.
+            while frame is not None:
+                code = frame.f_code
+                if id(code) in codes:
+                    return (code, frame.f_lasti) if id(code) in live else (None, 0)
+                frame = frame.f_back
+            return None, 0
+
+        def on_jump(code: CodeType, src: int, dst: int) -> Any:
+            try:  # noqa: SIM105
+                mine.append((code, src, dst))
+            except AttributeError:
+                pass
+
+        def on_return(code: CodeType, offset: int, value: object) -> Any:
+            try:
+                mine.append((code, RETURN, offset, None))
+            except AttributeError:
+                return
+            depth[0] -= 1
+
+        def raised(code: CodeType, offset: int) -> None:
+            cmap = live.get(id(code))
+            if cmap is not None and hasattr(mine, "append"):
+                mine.append((code, RAISE, offset, None))
+                if cmap.handler(cmap.at(offset)) is None:
+                    depth[0] -= 1  # the exception leaves the frame
+
+        def on_raise(code: CodeType, offset: int, exc: BaseException) -> Any:
+            # The traceback entry added just before this event holds the exact instruction: 3.13 reports
+            # one code unit before the CALL when the exception comes from a callee.
+            tb = exc.__traceback__
+            if tb is not None and tb.tb_frame is frame(1):
+                offset = tb.tb_lasti
+            raised(code, offset)
+
+        def on_reraise(code: CodeType, offset: int, exc: BaseException) -> Any:
+            raised(code, offset)
+
+        def started_inside(code: CodeType) -> None:
+            # LINE-recorded target code started or resumed: a block-recorded frame that called it stops there.
+            if live and depth[0] and hasattr(mine, "append"):
+                caller, lasti = caller_of(frame(2).f_back)
+                if caller is not None:
+                    mine.append((code, START, caller, lasti))
+
+        def on_resume(code: CodeType, offset: int) -> Any:
+            started_inside(code)
+
+        def on_throw(code: CodeType, offset: int, exc: BaseException) -> Any:
+            if id(code) in codes:
+                started_inside(code)
+
         def on_start(code: CodeType, offset: int) -> Any:
+            if id(code) in live:  # the hot path of block recording: one entry, no look for a caller at depth 0
+                caller, lasti = caller_of(frame(1).f_back) if depth[0] else (None, 0)
+                try:
+                    mine.append((code, START, caller, lasti))
+                except AttributeError:
+                    return None
+                depth[0] += 1
+                return None
             if id(code) not in codes:
                 if not matches_file(code.co_filename):
                     return disable
                 self.instrument(code)
+                if id(code) in live:
+                    if hasattr(mine, "append"):
+                        mine.append((code, START, *caller_of(frame(1).f_back)))
+                        depth[0] += 1
+                    return None
+            started_inside(code)
             entry = first_lines.get(id(code))
             if entry is None:
+                if live:  # block recording needs this code's next starts too
+                    return None
+                starts_off[0] = True
                 return disable
             line = entry[1]
             counted = tracer._rec or (line == tracer._armed_line and code.co_filename == tracer._armed_file)
             if not counted:
+                starts_off[0] = True
                 disabled.add((code.co_filename, line))
                 return disable
             if get_ident() == thread:
@@ -314,3 +502,9 @@ class MonitoringBackend:
         self.on_line_armed = on_line_armed
         self.on_line_idle = on_line_idle
         self.on_start = on_start
+        self.on_jump = on_jump
+        self.on_return = on_return
+        self.on_raise = on_raise
+        self.on_reraise = on_reraise
+        self.on_resume = on_resume
+        self.on_throw = on_throw

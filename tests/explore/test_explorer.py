@@ -155,3 +155,25 @@ def test_plans_that_hypothesis_ran_are_counted():
     assert searched.verdict == "safe", searched.to_text()
     # a safe job: Hypothesis finds nothing and runs its examples in full (fewer only if it ran out of plans)
     assert searched.plans_run - exhaustive.plans_run >= 10, (exhaustive.plans_run, searched.plans_run)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="block recording is a sys.monitoring mode (3.12+)")
+@pytest.mark.parametrize("scenario", ["NAIVE", "SAFE"])
+def test_block_recording_gives_the_same_report_as_line_events(scenario, monkeypatch):
+    from harness.injection import _blocks
+
+    if not _blocks.BLOCKS_SUPPORTED:
+        pytest.skip(f"block recording models 3.12 and 3.13, not {sys.version_info[:2]}")
+    expanded = []
+    real_expand = _blocks.expand
+    monkeypatch.setattr(_blocks, "expand", lambda raw, maps: expanded.append(raw[:]) or real_expand(raw, maps))
+    reports = {}
+    for setting in ("0", "1"):
+        monkeypatch.setenv("HARNESS_BLOCK_RECORDING", setting)
+        expanded.clear()
+        report = explore(getattr(planted, scenario), seed=2, depth=2).to_dict()
+        report.pop("duration_s")
+        reports[setting] = report
+        block_entries = sum(len(entry) != 2 for raw in expanded for entry in raw)
+        assert (block_entries > 0) == (setting == "1")
+    assert reports["1"] == reports["0"]
