@@ -1,5 +1,6 @@
 """Overhead of line points on job-shaped code, as ratios to the same job uninstrumented, measured side by
-side in one process: every line recorded, and one point armed that never fires, for each backend here.
+side in one process: every line recorded (and, apart, recorded then read as points, as the explorer does
+once per recorded attempt), and one point armed that never fires, for each backend here.
 
     python -m bench --only bench_trace
 """
@@ -42,6 +43,16 @@ def _attempt(tracer: LineTracer) -> Callable[[], None]:
     return attempt
 
 
+def _attempt_and_read(tracer: LineTracer) -> Callable[[], None]:
+    attempt = _attempt(tracer)
+
+    def attempt_and_read() -> None:
+        attempt()
+        tracer.points  # noqa: B018 (the read is what is timed)
+
+    return attempt_and_read
+
+
 def _empty_callback_time(calls: int) -> float:
     """The interpreter's floor: LINE events on the job's code with a callback that does nothing."""
     from harness.injection._monitoring import claim_tool_id
@@ -78,6 +89,7 @@ def run(quick: bool) -> dict[str, dict]:
                 attempt = _attempt(tracer)
                 tracer.record = True
                 keep(f"{backend}.all_lines", _time(calls, attempt))
+                keep(f"{backend}.record_and_read", _time(calls // 2, _attempt_and_read(tracer)))
                 points = len(tracer.points)
                 tracer.record = False
                 tracer.arm(never)
@@ -85,6 +97,9 @@ def run(quick: bool) -> dict[str, dict]:
                 assert not tracer.fired
             if "monitoring" in _backends():
                 keep("monitoring.empty_callback", _empty_callback_time(calls))
+                with LineTracer(Targets(["bench._trace_job"]), backend="monitoring", blocks=False) as tracer:
+                    tracer.record = True
+                    keep("monitoring.line_events", _time(calls, _attempt(tracer)))
             keep("baseline", _time(calls, _plain))
 
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -101,10 +116,21 @@ def run(quick: bool) -> dict[str, dict]:
             "unit": "x",
             "note": f"every line recorded ({points} points per call), Python {version}",
         }
+        figures[f"trace.{backend}.record_and_read_ratio"] = {
+            "value": best[f"{backend}.record_and_read"] / best["baseline"],
+            "unit": "x",
+            "note": f"every line recorded, then read as {points} points, per call, Python {version}",
+        }
         figures[f"trace.{backend}.one_point_ratio"] = {
             "value": best[f"{backend}.one_point"] / best["baseline"],
             "unit": "x",
             "note": f"one armed point that never fires, Python {version}",
+        }
+    if "monitoring.line_events" in best:
+        figures["trace.monitoring.line_events_all_lines_ratio"] = {
+            "value": best["monitoring.line_events"] / best["baseline"],
+            "unit": "x",
+            "note": f"every line recorded by a LINE callback (block recording off), Python {version}",
         }
     if "monitoring.empty_callback" in best:
         figures["trace.monitoring.empty_callback_ratio"] = {

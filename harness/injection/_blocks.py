@@ -136,7 +136,7 @@ class CodeMap:
             if starts[n] and offset in exits.get(self.lines[n], ()):
                 starts[n] = False
         self.starts = starts
-        self._emitted: dict[tuple[int, int, int], tuple[int, ...]] = {}
+        self._emitted: dict[tuple[int, int, int], tuple[tuple[CodeType, int], ...]] = {}
 
     def _branchless_loop(self) -> bool:
         """Whether a backward silent jump leads round a loop that fires no event."""
@@ -186,9 +186,9 @@ class CodeMap:
             found = self._paths[n] = (run, at)
         return found
 
-    def lines_between(self, start: int, stop: int, prev: int) -> tuple[int, ...] | None:
-        """The LINE events of the run from instruction `start` through `stop`, entered from instruction
-        `prev` (-1: none); None when `stop` is not on the straight run from `start`."""
+    def events_between(self, start: int, stop: int, prev: int) -> tuple[tuple[CodeType, int], ...] | None:
+        """The LINE events, as `(code, line)`, of the run from instruction `start` through `stop`, entered
+        from instruction `prev` (-1: none); None when `stop` is not on the straight run from `start`."""
         key = (start, stop, prev)
         found = self._emitted.get(key)
         if found is None:
@@ -196,13 +196,13 @@ class CodeMap:
             end = at.get(stop)
             if end is None:
                 return None
-            lines, starts, out = self.lines, self.starts, []
+            code, lines, starts, out = self.code, self.lines, self.starts, []
             previous_line = lines[prev] if prev >= 0 else -2
             after_resume = prev >= 0 and self.resume[prev]
             for i in run[: end + 1]:
                 line = lines[i]
                 if starts[i] and (line != previous_line or after_resume):
-                    out.append(line)
+                    out.append((code, line))
                 previous_line, after_resume = line, self.resume[i]
             found = self._emitted[key] = tuple(out)
         return found
@@ -271,15 +271,14 @@ def expand(raw: list[tuple], maps: dict[int, CodeMap]) -> list[tuple[CodeType, i
     def run_to(frame: _Frame, stop: int, what: str) -> None:
         if frame.split and stop == frame.prev:
             return
-        lines = frame.cmap.lines_between(frame.resume, stop, frame.prev)
-        if lines is None:
+        events = frame.cmap.events_between(frame.resume, stop, frame.prev)
+        if events is None:
             cmap = frame.cmap
             raise BlockTraceError(
                 f"{what} at offset {cmap.offsets[stop]} of {frame.code.co_qualname} is not on the straight run"
                 f" from offset {cmap.offsets[frame.resume]}"
             )
-        code = frame.code
-        out.extend([(code, line) for line in lines])
+        out.extend(events)
 
     for entry in raw:
         size = len(entry)
@@ -287,12 +286,23 @@ def expand(raw: list[tuple], maps: dict[int, CodeMap]) -> list[tuple[CodeType, i
             out.append(entry)
             continue
         code = entry[0]
-        if size == 3:
-            frame = top(code, "a jump")
+        if size == 3:  # the common entry, a branch: handled inline
+            if not stack or stack[-1].code is not code:
+                top(code, "a jump")
+            frame = stack[-1]
             cmap = frame.cmap
-            src = cmap.at(entry[1])
-            run_to(frame, src, "a jump")
-            frame.resume, frame.prev, frame.split = cmap.at(entry[2]), src, False
+            index = cmap.index
+            src = index.get(entry[1])
+            if src is None:
+                src = cmap.at(entry[1])
+            if not frame.split or src != frame.prev:
+                events = cmap._emitted.get((frame.resume, src, frame.prev))
+                if events is None:
+                    run_to(frame, src, "a jump")
+                else:
+                    out.extend(events)
+            dst = index.get(entry[2])
+            frame.resume, frame.prev, frame.split = cmap.at(entry[2]) if dst is None else dst, src, False
             continue
         tag = entry[1]
         if tag == START:

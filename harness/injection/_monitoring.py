@@ -276,7 +276,7 @@ class MonitoringBackend:
 
     def expand(self, raw: list[tuple]) -> list[tuple[CodeType, int]]:
         """`raw` as `(code, line)` LINE events: block entries expanded, running frames cut where they stand."""
-        if self.block_mode:
+        if self.block_mode and self.depth[0] > 0:
             raw = raw + self._closing_entries()
         return _blocks.expand(raw, self.maps)
 

@@ -255,6 +255,8 @@ class LineTracer:
         # which keeps the per-line cost low. `_hits` is kept only while `on_record` needs hits at once.
         self._raw: list[tuple] = []
         self._hits: dict[tuple[str, int], int] = {}
+        #: (file, line) -> its points by hit number, made on first need and shared by later reads.
+        self._made: dict[tuple[str, int], list[LinePoint]] = {}
 
     # -- installation ------------------------------------------------------------------------------
     def __enter__(self) -> LineTracer:
@@ -333,12 +335,18 @@ class LineTracer:
     def points(self) -> list[LinePoint]:
         """The points recorded since `begin_attempt()`, in execution order."""
         hits: dict[tuple[str, int], int] = {}
+        made = self._made
         points = []
         expand = self._expand
         for code, line in self._raw if expand is None else expand(self._raw):
             key = (code.co_filename, line)
             hit = hits[key] = hits.get(key, 0) + 1
-            points.append(LinePoint(key[0], line, hit))
+            known = made.get(key)
+            if known is None:
+                known = made[key] = []
+            while len(known) < hit:  # points are immutable: each is made once per tracer
+                known.append(LinePoint(key[0], line, len(known) + 1))
+            points.append(known[hit - 1])
         return points
 
     def arm(self, point: LinePoint, error: BaseException | None = None) -> None:
