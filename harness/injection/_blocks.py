@@ -67,6 +67,12 @@ PLAIN, EVENT, SILENT, RETURNS, RAISES = range(5)
 class BlockTraceError(RuntimeError):
     """The recorded events do not fit the bytecode: a case block recording does not model."""
 
+    def __init__(self, message: str) -> None:
+        super().__init__(
+            f"{message}; block recording cannot tell which lines ran here. Set HARNESS_BLOCK_RECORDING=0 to"
+            " record with LINE events (slower, same points) and please report this case"
+        )
+
 
 class CodeMap:
     """The static facts about one code object that turn block events back into LINE events."""

@@ -133,6 +133,7 @@ class MonitoringBackend:
         self.blocks_allowed = tracer.blocks and _blocks.BLOCKS_SUPPORTED
         self.block_mode = False
         self.maps: dict[int, CodeMap] = {}
+        self.analysed: set[int] = set()
         self.live: dict[int, CodeMap] = {}
         #: How many block-recorded frames are running in the installing thread: at 0, a start needs no
         #: look for its caller.
@@ -159,6 +160,7 @@ class MonitoringBackend:
         self.tool = claim_tool_id()
         self._thread = get_ident()
         self.maps = {}
+        self.analysed = set()
         self.block_mode = False
         self.live.clear()
         self.depth[0] = 0
@@ -245,6 +247,8 @@ class MonitoringBackend:
                 self.starts_off[0] = False
                 self.disabled.clear()
                 _monitoring().restart_events()
+            for code in self.codes.values():
+                self._analyse(code)
             self.block_mode = True
             self.live.update(self.maps)
             running = self._running_frames()
@@ -258,6 +262,17 @@ class MonitoringBackend:
         mon: Any = _monitoring()
         for code in self.codes.values():
             mon.set_local_events(self.tool, code, self._local_events(code))
+
+    def _analyse(self, code: CodeType) -> None:
+        """Work out `code`'s block map (once: done when block recording first needs it)."""
+        if id(code) in self.analysed:
+            return
+        self.analysed.add(id(code))
+        cmap = _blocks.code_map(code, self.exits.get(id(code), {}))
+        if cmap is not None:
+            self.maps[id(code)] = cmap
+            if self.block_mode:
+                self.live[id(code)] = cmap
 
     def _running_frames(self) -> list[Any]:
         """This thread's frames of block-recorded code, innermost first."""
@@ -314,12 +329,8 @@ class MonitoringBackend:
                 first = _one_line_start(current)
                 if first is not None:
                     self.first_lines[id(current)] = (current, first)
-            if self.blocks_allowed:
-                cmap = _blocks.code_map(current, exits)
-                if cmap is not None:
-                    self.maps[id(current)] = cmap
-                    if self.block_mode:
-                        self.live[id(current)] = cmap
+            if self.block_mode:
+                self._analyse(current)
             mon.set_local_events(self.tool, current, self._local_events(current))
             stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
 
