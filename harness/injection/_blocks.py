@@ -1,10 +1,12 @@
 """Recording line points by basic blocks (the `sys.monitoring` backend, Python 3.12 and 3.13).
 
 A LINE callback per executed line costs the interpreter a Python call per line. While a run only records,
-the backend instead listens to the events that end straight-line code (BRANCH, JUMP, PY_RETURN, and the
+the backend instead listens to the events that end straight-line code (BRANCH, PY_RETURN, and the
 RAISE/RERAISE of target frames) plus the starts of target code, and works out the lines in between from
-the bytecode when `points` is read. `CodeMap` holds what that needs for one code object: the instruction
-order, which instructions would fire a LINE event, the silent jumps and the exception handlers.
+the bytecode when `points` is read. Unconditional jumps are followed statically; only code with a loop
+that has no branch listens to JUMP events, to count its rounds. `CodeMap` holds what that needs for one
+code object: the instruction order, which instructions would fire a LINE event, the jumps and the
+exception handlers.
 
 A LINE event fires at an instruction that starts a line (its line differs from the one before it in
 code order, or it is a jump or handler target) unless the instruction executed just before it in the same

@@ -216,7 +216,8 @@ class MonitoringBackend:
         self.tool = -1
 
     def refresh(self) -> None:
-        """Pick the LINE callback for the tracer's mode; bring back switched-off lines it needs again."""
+        """Follow the tracer's mode: block recording on or off, the LINE callback, and switched-off lines
+        brought back when the mode needs them again."""
         tracer = self.tracer
         plain = tracer._rec and tracer._on_record is None and tracer._armed_file is None
         if (plain and self.blocks_allowed) != self.block_mode:
