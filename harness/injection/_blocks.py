@@ -15,6 +15,13 @@ callbacks report one-liners on every 3.12+ interpreter. Where a frame's straight
 code it calls (or by a generator it resumes), the callee's start carries the caller's `f_lasti`, so the
 expansion emits the caller's lines up to that call first: points come out in execution order.
 
+One LINE event depends on more than the bytecode, on 3.12 only: when an instruction that can run a
+Python function inline (a call, a subscript, an attribute) returns to its frame, the frame's previous
+instruction is a cache unit, which has no line, so a line start just after it on the same line (a jump
+target, as in `a + (b and f())`) fires its line again, if the callee was Python. Block-recorded code
+keeps LINE events at those spots (and only there: elsewhere they are switched off at their first hit)
+and records a SPOT entry when one fires.
+
 Code the expansion cannot follow (generators and coroutines, whose frames suspend; an opcode that jumps
 without an event here) stays on LINE events, and its LINE entries sit in the same raw list.
 """
@@ -33,6 +40,7 @@ __all__ = [
     "RAISE",
     "RETURN",
     "SEED",
+    "SPOT",
     "START",
     "BlockTraceError",
     "CodeMap",
@@ -42,6 +50,8 @@ __all__ = [
 
 #: Interpreters whose jump events and LINE rules this module models (checked by tests/injection).
 BLOCKS_SUPPORTED = sys.version_info[:2] in ((3, 12), (3, 13))
+#: Whether a line can fire again after an inlined call returns to it (see the module's docstring).
+LINES_REPEAT_AFTER_CALLS = sys.version_info[:2] == (3, 12)
 
 # Tags of the raw entries other than a LINE entry `(code, line)` and a jump entry `(code, src, dst)`.
 START = -1  # (code, START, caller_code | None, caller_lasti): target code started or resumed
@@ -49,6 +59,7 @@ RETURN = -2  # (code, RETURN, offset, None): a block-recorded frame returned
 RAISE = -3  # (code, RAISE, offset, None): an exception was raised or re-raised at offset in that frame
 SEED = -4  # (code, SEED, lasti, None): a frame already running when block recording began
 CLOSE = -5  # (code, CLOSE, lasti, None): block recording stopped while this frame was at lasti
+SPOT = -6  # (code, SPOT, offset, None): a LINE event at a spot where 3.12 may repeat a line
 
 #: Jumps that fire BRANCH events: the events block recording listens to.
 _BRANCHES = frozenset({"POP_JUMP_IF_FALSE", "POP_JUMP_IF_TRUE", "POP_JUMP_IF_NONE", "POP_JUMP_IF_NOT_NONE", "FOR_ITER"})
@@ -57,6 +68,8 @@ _JUMPS = frozenset({"JUMP_FORWARD", "JUMP_BACKWARD"})
 #: Unconditional jumps that fire no event at all (3.13 ends an `except` body with one).
 _SILENT_JUMPS = frozenset({"JUMP_BACKWARD_NO_INTERRUPT"})
 _RETURNS = frozenset({"RETURN_VALUE", "RETURN_CONST"})
+#: Instructions that can run a Python function inline in their frame (3.12's specialised forms).
+_INLINING = frozenset({"CALL", "CALL_FUNCTION_EX", "BINARY_SUBSCR", "LOAD_ATTR", "LOAD_SUPER_ATTR", "SEND"})
 _RAISES = frozenset({"RAISE_VARARGS", "RERAISE"})
 #: Never a line start: skipped by the jump before them, or needed by the instrumentation itself.
 _NOT_LINE_STARTS = frozenset({"END_ASYNC_FOR", "END_FOR", "END_SEND", "RESUME"})
@@ -89,6 +102,7 @@ class CodeMap:
         "lines",
         "offsets",
         "resume",
+        "spots",
         "starts",
         "target",
         "uses_jumps",
@@ -144,6 +158,13 @@ class CodeMap:
             if starts[n] and offset in exits.get(self.lines[n], ()):
                 starts[n] = False
         self.starts = starts
+        #: Offsets of the line starts reached from an instruction on the same line: where a LINE event
+        #: can fire again after a call (3.12), and so where block-recorded code keeps LINE events.
+        self.spots = frozenset(
+            self.offsets[n]
+            for n in range(1, len(starts))
+            if starts[n] and self.lines[n - 1] == self.lines[n] and instructions[n - 1].opname in _INLINING
+        )
         self._emitted: dict[tuple[int, int, int], tuple[tuple[CodeType, int], ...]] = {}
 
     def _branchless_loop(self) -> bool:
@@ -342,6 +363,19 @@ def expand(raw: list[tuple], maps: dict[int, CodeMap]) -> list[tuple[CodeType, i
             cmap = maps[id(code)]
             at = cmap.at(entry[2])
             stack.append(_Frame(cmap, cmap.after(at), at, True))
+        elif tag == SPOT:
+            frame = top(code, "a repeated line")
+            cmap = frame.cmap
+            at = cmap.at(entry[2])
+            run, position = cmap.path(frame.resume)
+            where = position.get(at)
+            if where is None:
+                raise BlockTraceError(f"a repeated line at offset {entry[2]} of {code.co_qualname} is off its run")
+            if (run[where - 1] if where else frame.prev) != at - 1:
+                continue  # reached by a jump: an ordinary LINE event, which the expansion emits anyway
+            run_to(frame, at - 1, "a repeated line")
+            out.append((code, cmap.lines[at]))
+            frame.resume, frame.prev, frame.split = at, at, True
         elif tag == CLOSE:
             frame = top(code, "the end of block recording")
             run_to(frame, frame.cmap.at(entry[2]), "the end of block recording")

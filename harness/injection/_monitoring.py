@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigurationError
 from harness.injection import _blocks
-from harness.injection._blocks import CLOSE, RAISE, RETURN, SEED, START, CodeMap
+from harness.injection._blocks import CLOSE, RAISE, RETURN, SEED, SPOT, START, CodeMap
 from harness.injection.lines import with_exits
 
 if TYPE_CHECKING:
@@ -140,6 +140,10 @@ class MonitoringBackend:
         self.depth = [0]
         #: Whether a target code's PY_START was switched off (DISABLE) since the last restart.
         self.starts_off = [False]
+        #: LINE locations of block-recorded code switched off during block recording: LINE modes need
+        #: them back (they join `disabled` when block recording stops).
+        self.block_disabled: set[tuple[str, int]] = set()
+        self.on_line_blocks: Any = _unset
         self.on_jump: Any = _unset
         self.on_return: Any = _unset
         self.on_raise: Any = _unset
@@ -222,7 +226,9 @@ class MonitoringBackend:
         plain = tracer._rec and tracer._on_record is None and tracer._armed_file is None
         if (plain and self.blocks_allowed) != self.block_mode:
             self._switch_blocks(not self.block_mode)
-        if tracer._rec:
+        if self.block_mode and _blocks.LINES_REPEAT_AFTER_CALLS:
+            callback = self.on_line_blocks
+        elif tracer._rec:
             callback = self._plain_or_fast() if plain else self.on_line_full
         elif tracer._armed_file is not None:
             callback = self.on_line_armed
@@ -260,6 +266,8 @@ class MonitoringBackend:
             self.block_mode = False
             self.live.clear()
             self.depth[0] = 0
+            self.disabled |= self.block_disabled
+            self.block_disabled.clear()
         mon: Any = _monitoring()
         for code in self.codes.values():
             mon.set_local_events(self.tool, code, self._local_events(code))
@@ -302,7 +310,8 @@ class MonitoringBackend:
             return ev.LINE
         cmap = self.maps.get(id(code))
         if cmap is not None:
-            return ev.BRANCH | ev.PY_RETURN | (ev.JUMP if cmap.uses_jumps else 0)
+            spots = ev.LINE if cmap.spots and _blocks.LINES_REPEAT_AFTER_CALLS else 0
+            return ev.BRANCH | ev.PY_RETURN | (ev.JUMP if cmap.uses_jumps else 0) | spots
         return ev.LINE | ev.PY_RESUME
 
     def _plain_or_fast(self) -> Any:
@@ -386,6 +395,31 @@ class MonitoringBackend:
             except AttributeError:
                 pass
 
+        block_disabled = self.block_disabled
+        live = self.live
+
+        def on_line_blocks(code: CodeType, line: int) -> Any:
+            # The LINE callback while block recording on 3.12: block-recorded code keeps only its spots.
+            cmap = live.get(id(code))
+            if cmap is not None:
+                offset = frame(1).f_lasti
+                if offset in cmap.spots:
+                    try:  # noqa: SIM105
+                        mine.append((code, SPOT, offset, None))
+                    except AttributeError:
+                        pass
+                    return None
+                block_disabled.add((code.co_filename, line))
+                return disable
+            if pending[0] is not None and repeats(code, line):
+                return None
+            if line in exit_lines and leaves_with(code, line):
+                return disable
+            try:  # noqa: SIM105
+                mine.append((code, line))
+            except AttributeError:
+                pass
+
         def on_line_full(code: CodeType, line: int) -> Any:
             if pending[0] is not None and repeats(code, line):
                 return None
@@ -411,7 +445,6 @@ class MonitoringBackend:
             disabled.add((code.co_filename, line))
             return disable
 
-        live = self.live
         depth = self.depth
         starts_off = self.starts_off
 
@@ -513,6 +546,7 @@ class MonitoringBackend:
         self.on_line_full = on_line_full
         self.on_line_armed = on_line_armed
         self.on_line_idle = on_line_idle
+        self.on_line_blocks = on_line_blocks
         self.on_start = on_start
         self.on_jump = on_jump
         self.on_return = on_return

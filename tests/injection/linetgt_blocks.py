@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import functools
 
+from linetgt_other import untraced
+
 
 def helper(x: int) -> int:
     return x * 2
@@ -283,6 +285,19 @@ def switching(hook) -> int:  # type: ignore[no-untyped-def]
     total += helper(5)
     hook("on")
     total += one_liner(total)
+    return total
+
+
+def case_line_repeated_after_a_call() -> int:
+    # 3.12 fires a line again when a Python callee returns just before a jump target on the same line.
+    table = {2: 28}
+    month = 2
+    total = table[month] + (month == 2 and untraced(month) > 0)
+    total += table[month] + (month == 2 and helper(month) > 0)
+    total += table[month] + (month == 2 and untraced(month))
+    total += table[month] + (month == 2 and helper(month))
+    total += table[month] + (month == 2 and len(table))
+    total += table[month] + (month == 3 and helper(month))
     return total
 
 

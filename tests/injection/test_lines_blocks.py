@@ -56,11 +56,17 @@ def test_block_recording_gives_the_line_events_points(case: str) -> None:
 
 def _stdlib_workloads() -> dict[str, tuple[list[str], Callable[[], object]]]:
     import argparse
+    import ast
+    import calendar
+    import dataclasses
     import difflib
     import fractions
     import ipaddress
+    import re
     import shlex
     import textwrap
+    import tomllib
+    import traceback
 
     def parse() -> object:
         parser = argparse.ArgumentParser(prog="x", exit_on_error=False)
@@ -83,7 +89,33 @@ def _stdlib_workloads() -> dict[str, tuple[list[str], Callable[[], object]]]:
                     out.append(str(exc))
         return out
 
+    def error_story() -> object:
+        try:
+            {}["missing"]
+        except KeyError as exc:
+            try:
+                raise ValueError("wrapped") from exc
+            except ValueError as wrapped:
+                return traceback.format_exception(wrapped)
+        return None
+
+    @dataclasses.dataclass(order=True, frozen=True)
+    class Point:
+        x: int
+        tags: list[str] = dataclasses.field(default_factory=list)
+
+    def regexes() -> object:
+        re.purge()
+        return [re.compile(p).pattern for p in (r"(a|b)*c+?\d{2,4}", r"(?P<x>[^\W\d]+)\s*=\s*(?P=x)")]
+
+    source = "def f(a, *b, c=1, **d):\n    with open(a) as x, y:\n        return [i for i in b if i]\n"
     return {
+        "ast": (["ast"], lambda: ast.unparse(ast.parse(source))),
+        "calendar": (["calendar"], lambda: calendar.TextCalendar().formatmonth(2024, 2)),
+        "dataclasses": (["dataclasses"], lambda: dataclasses.asdict(Point(1, ["a"]))),
+        "re": (["re"], regexes),
+        "tomllib": (["tomllib"], lambda: tomllib.loads('a = 1\n[b]\nc = [1, {d = "x"}]\n[[e]]\nf = 1979-05-27\n')),
+        "traceback": (["traceback"], error_story),
         "argparse": (["argparse"], parse),
         "ipaddress": (["ipaddress"], addresses),
         "textwrap": (["textwrap"], lambda: textwrap.fill("words and more words " * 20, width=27)),

@@ -64,9 +64,9 @@ def test_a_return_inside_the_block_still_releases_the_lock(backend: str) -> None
 
 @pytest.mark.skipif(sys.version_info < (3, 12), reason="sys.monitoring is 3.12+")
 def test_with_blocks_met_mid_recording_switch_to_the_checking_callback() -> None:
-    """The monitoring backend records with a bare append while no target code has a `with` block; code
-    with one that arrives during the recording (a module imported anew) must switch it back."""
-    with LineTracer(Targets(["linetgt_late_with"]), backend="monitoring") as tracer:
+    """Recording with LINE events, the monitoring backend appends bare while no target code has a `with`
+    block; code with one that arrives during the recording (a module imported anew) must switch it back."""
+    with LineTracer(Targets(["linetgt_late_with"]), backend="monitoring", blocks=False) as tracer:
         backend = tracer._installed
         if not backend._line_reliable:
             pytest.skip("LINE events are unreliable for one-liners here: the tracer always uses the checking callback")
