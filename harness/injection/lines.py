@@ -251,8 +251,9 @@ class LineTracer:
         self._armed_line = -1
         self._armed_hit = 0
         self._armed_count = 0
-        # Recorded events as (code, line); files and hit numbers are worked out when `points` is read,
-        # which keeps the per-line cost low. `_hits` is kept only while `on_record` needs hits at once.
+        # Recorded events as (code, line), and block recording's entries (see `_blocks`); files, hit
+        # numbers and the lines between blocks are worked out when `points` is read, which keeps the
+        # per-line cost low. `_hits` is kept only while `on_record` needs hits at once.
         self._raw: list[tuple] = []
         self._hits: dict[tuple[str, int], int] = {}
         #: (file, line) -> its points by hit number, made on first need and shared by later reads.
