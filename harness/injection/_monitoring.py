@@ -106,12 +106,23 @@ def _line_fires_on_one_liners(tool: int) -> tuple[bool, bool]:
     return _probed
 
 
-def _unset(*args: object) -> Any:
-    raise AssertionError("monitoring callbacks used before install()")
-
-
 class MonitoringBackend:
     name = "monitoring"
+
+    # The event callbacks, made by `_make_callbacks` when the backend is installed.
+    on_jump: Any
+    on_line_armed: Any
+    on_line_blocks: Any
+    on_line_fast: Any
+    on_line_full: Any
+    on_line_idle: Any
+    on_line_plain: Any
+    on_raise: Any
+    on_reraise: Any
+    on_resume: Any
+    on_return: Any
+    on_start: Any
+    on_throw: Any
 
     def __init__(self, tracer: LineTracer) -> None:
         self.tracer = tracer
@@ -143,19 +154,6 @@ class MonitoringBackend:
         #: LINE locations of block-recorded code switched off during block recording: LINE modes need
         #: them back (they join `disabled` when block recording stops).
         self.block_disabled: set[tuple[str, int]] = set()
-        self.on_line_blocks: Any = _unset
-        self.on_jump: Any = _unset
-        self.on_return: Any = _unset
-        self.on_raise: Any = _unset
-        self.on_reraise: Any = _unset
-        self.on_resume: Any = _unset
-        self.on_throw: Any = _unset
-        self.on_line_plain: Any = _unset
-        self.on_line_fast: Any = _unset
-        self.on_line_full: Any = _unset
-        self.on_line_armed: Any = _unset
-        self.on_line_idle: Any = _unset
-        self.on_start: Any = _unset
         self._line_reliable = True
         self._thread = get_ident()
 
@@ -478,6 +476,9 @@ class MonitoringBackend:
                     depth[0] -= 1  # the exception leaves the frame
 
         def on_raise(code: CodeType, offset: int, exc: BaseException) -> Any:
+            # A global event: every exception in every frame comes here, so other code leaves at once.
+            if id(code) not in live:
+                return
             # The traceback entry added just before this event holds the exact instruction: 3.13 reports
             # one code unit before the CALL when the exception comes from a callee.
             tb = exc.__traceback__
