@@ -25,14 +25,21 @@ def settings() -> dict[str, Any]:
     return dict(json.loads(os.environ["HARNESS_WORKER_SETTINGS"]))
 
 
+def _mark(path: Path, text: str) -> None:
+    """Write a mark whole: the harness polls for these files and must never read one half written."""
+    partial = path.with_name(f".partial-{path.name}")  # matched by none of the harness's globs
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def probe(key: str) -> str:
     """Record a start, block until released, record the end. The job every real worker runs."""
     folder = Path(settings()["probe_dir"])
     run = len(list(folder.glob(f"{key}.start.*"))) + 1
-    (folder / f"{key}.start.{run}").write_text(f"{time.time()} {os.getpid()}")
+    _mark(folder / f"{key}.start.{run}", f"{time.time()} {os.getpid()}")
     while not (folder / f"{key}.release").exists():
         time.sleep(0.02)
-    (folder / f"{key}.done.{run}").write_text(str(time.time()))
+    _mark(folder / f"{key}.done.{run}", str(time.time()))
     return key
 
 
