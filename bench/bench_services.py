@@ -185,16 +185,18 @@ def run(quick: bool) -> dict[str, dict]:
             if kind == "services":
                 latencies.extend(seen)
     rate, bare_rate = statistics.median(rates["services"]), statistics.median(rates["bare"])
-    if None in cpu["services"] or None in cpu["bare"]:
+    cpu_bare = [c for c in cpu["bare"] if c is not None]
+    cpu_services = [c for c in cpu["services"] if c is not None]
+    if len(cpu_bare) < rounds or len(cpu_services) < rounds:
         ratio = statistics.median(s / b for s, b in zip(rates["services"], rates["bare"], strict=True))
         how = "throughput over a trivial Starlette endpoint's, median of paired runs"
     else:
         # A server that is CPU-bound serves 1/cpu-per-request: comparing the server process's own CPU
         # time per request says what our code costs, whatever else the machine is doing.
-        ratio = statistics.median(cpu["bare"]) / statistics.median(cpu["services"])  # type: ignore[type-var]
+        ratio = statistics.median(cpu_bare) / statistics.median(cpu_services)
         how = (f"server CPU per request of a trivial Starlette endpoint over ours "
-               f"({statistics.median(cpu['bare']) * 1e6:.0f} vs "  # type: ignore[type-var, operator]
-               f"{statistics.median(cpu['services']) * 1e6:.0f} us)")  # type: ignore[type-var, operator]
+               f"({statistics.median(cpu_bare) * 1e6:.0f} vs "
+               f"{statistics.median(cpu_services) * 1e6:.0f} us)")
     where = f"{CONCURRENCY} concurrent keep-alive connections, uvicorn in a child process on loopback"
     in_process = max(_in_process_rate(2000 if quick else 10000) for _ in range(3))
     return {

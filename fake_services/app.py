@@ -1,5 +1,8 @@
 """The ASGI skin: a Starlette app whose one route hands every request to `FakeServices.handle`.
 
+Before that, the socket's own checks run (`fake_services.guard`: Host names, cross-site requests, the
+control token) and bodies past the size limit stop being read.
+
 Requests that may sleep (a slow service on the wall clock) run in a worker thread so the event loop
 keeps serving; the rest run inline, because the core is fast and the loop is then the only limit.
 A dropped connection is a real one: the server's transport is closed without a response.
@@ -15,6 +18,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from fake_services.bodies import too_large
+from fake_services.guard import Access, Guard
 from fake_services.messages import Call, Reply
 from fake_services.state import FakeServices
 
@@ -36,23 +41,37 @@ class _ServicesApp(Starlette):
 
 
 class _Core:
-    def __init__(self, services: FakeServices) -> None:
+    def __init__(self, services: FakeServices, access: Access) -> None:
         self.services = services
+        self.guard = Guard(services.front, access)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks = []
-        more = True
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        services = self.services
+        limit = services.front.max_body_bytes
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > limit:
+            # Answered before a byte of the body is read; the connection closes, the rest goes unread.
+            await _send(send, _closing(too_large(limit)))
+            return
+        chunks, size, more = [], 0, True
         while more:
             message = await receive()
             if message["type"] == "http.disconnect":
                 return
-            chunks.append(message.get("body", b""))
+            chunk = message.get("body", b"")
+            chunks.append(chunk)
+            size += len(chunk)
             more = message.get("more_body", False)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+            if size > limit:  # a chunked body past the limit: stop reading, the front door says 413
+                break
         call = Call.build(scope["method"], scope["path"], scope.get("query_string", b""), headers,
                           b"".join(chunks))
-        services = self.services
-        if services.wall_clock and services.may_block(call):
+        refused = self.guard.check(call, scope.get("scheme", "http"))
+        if refused is not None:
+            await _send(send, refused)
+            return
+        if services.blocking and services.may_block(call):
             reply = await run_in_threadpool(services.handle, call)
         else:
             reply = services.handle(call)
@@ -64,6 +83,11 @@ class _Core:
                 return
             reply = Reply(502, b"", None, {"connection": "close"})
         await _send(send, reply)
+
+
+def _closing(reply: Reply) -> Reply:
+    reply.headers["connection"] = "close"
+    return reply
 
 
 async def _send(send: Send, reply: Reply) -> None:
@@ -85,10 +109,14 @@ def _drop_connection(send: Send) -> bool:
     return True
 
 
-def create_app(services: FakeServices | None = None) -> Starlette:
-    """The fake services as an ASGI app; give it `services` to share state with other modes."""
+def create_app(services: FakeServices | None = None, access: Access | None = None) -> Starlette:
+    """The fake services as an ASGI app; give it `services` to share state with other modes.
+
+    `access` says which Host names, origins and control token the socket accepts (`fake_services.guard`);
+    the default serves loopback names and IP literals, refuses cross-site changes, and asks no token.
+    """
     services = services if services is not None else FakeServices()
-    core = _Core(services)
+    core = _Core(services, access if access is not None else Access())
     app = _ServicesApp(routes=[Route("/{path:path}", core)])
     app.core = core
     app.state.services = services

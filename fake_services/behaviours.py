@@ -12,18 +12,24 @@ import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["FAULTS", "PHASES", "Behaviour", "FaultRule", "Schedule"]
+from fake_services.bodies import integer
+
+__all__ = ["CRASH_STATUSES", "FAULTS", "MAX_SECONDS", "PHASES", "SELECTORS", "Behaviour", "FaultRule", "Schedule"]
 
 FAULTS = ("500", "502", "503", "504", "429", "timeout", "drop", "malformed")
 PHASES = ("before", "after")
-_SELECTORS = ("next", "nth", "every", "probability")
+SELECTORS = ("next", "nth", "every", "probability")
+CRASH_STATUSES = (500, 502, 503, 504)
+#: The longest sleep, timeout or Retry-After a service is told to use: an hour is past any client's
+#: patience, and a bound keeps every figure printable and every sleep finite.
+MAX_SECONDS = 3600.0
 
 
-def _number(name: str, value: Any, *, minimum: float = 0.0) -> float:
+def _seconds(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value!r}")
+        raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}")
+    if not 0 <= value <= MAX_SECONDS:
+        raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}")
     return float(value)
 
 
@@ -62,11 +68,13 @@ class Behaviour:
             if key in ("crash", "throttle"):
                 clean[key] = _flag(key, value)
             elif key == "sleep":
-                clean[key] = _number(key, value)
+                clean[key] = _seconds(key, value)
             elif key == "retry_after":
-                clean[key] = None if value is None else _number(key, value)
-            elif value is not None and (isinstance(value, bool) or value not in (500, 502, 503, 504)):
-                raise ValueError(f"crash_status must be null or one of 500, 502, 503, 504, got {value!r}")
+                clean[key] = None if value is None else _seconds(key, value)
+            elif value is not None and (type(value) is not int or value not in CRASH_STATUSES):
+                # type() and not isinstance: True is an int, and 503.0 == 503 but is no status code.
+                raise ValueError(f"crash_status must be null or one of 500, 502, 503, 504 (an integer), "
+                                 f"got {value!r}")
             else:
                 clean[key] = value
         for key, value in clean.items():
@@ -105,21 +113,29 @@ class FaultRule:
             raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {self.fault!r}")
         if self.phase not in PHASES:
             raise ValueError(f"phase must be 'before' or 'after', got {self.phase!r}")
-        chosen = [name for name in _SELECTORS if getattr(self, name) is not None]
+        chosen = [name for name in SELECTORS if getattr(self, name) is not None]
         if len(chosen) > 1:
             raise ValueError(f"give at most one of next, nth, every, probability (got {', '.join(chosen)})")
         for name in ("next", "nth", "every"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a whole number of calls, at least 1, got {value!r}")
-        if self.probability is not None and not 0.0 <= _number("probability", self.probability) <= 1.0:
-            raise ValueError(f"probability must be between 0 and 1, got {self.probability!r}")
+            if value is not None:
+                count = integer(value)
+                if count is None or count < 1:
+                    raise ValueError(f"{name} must be a whole number of calls, at least 1, got {value!r}")
+                setattr(self, name, count)
+        if self.probability is not None and (
+                isinstance(self.probability, bool) or not isinstance(self.probability, int | float)
+                or not 0.0 <= self.probability <= 1.0):
+            raise ValueError(f"probability must be a number from 0 to 1, got {self.probability!r}")
         if self.operation is not None and (not isinstance(self.operation, str) or not self.operation):
             raise ValueError(f"operation must be an operation name such as 'charge', got {self.operation!r}")
-        self.retry_after = _number("retry_after", self.retry_after)
-        self.timeout_s = _number("timeout_s", self.timeout_s)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        self.retry_after = _seconds("retry_after", self.retry_after)
+        self.timeout_s = _seconds("timeout_s", self.timeout_s)
+        if self.seed is not None:
+            seed = integer(self.seed)
+            if seed is None:
+                raise ValueError(f"seed must be an integer, got {self.seed!r}")
+            self.seed = seed
 
     @classmethod
     def from_dict(cls, data: Any) -> FaultRule:
@@ -189,6 +205,13 @@ class Schedule:
             if watching and armed.matches() and chosen is None:
                 chosen = armed.rule
         return chosen
+
+    def remove(self, rule_id: str) -> bool:
+        """Disarm one rule; False when no rule has that id."""
+        kept = [armed for armed in self._armed if armed.rule.id != rule_id]
+        removed = len(kept) < len(self._armed)
+        self._armed[:] = kept
+        return removed
 
     def __bool__(self) -> bool:
         return bool(self._armed)

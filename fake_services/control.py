@@ -1,154 +1,172 @@
 """The control API and the web pages: behaviours, fault schedules, journal, reset, OpenAPI, UIs.
 
-These paths are never subject to behaviours or faults, so a test can always repair what it broke.
+These paths are never subject to behaviours or faults, so a test can always repair what it broke. Each
+route declares the bodies it takes; the front door reads them and hands the handler a parsed body.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl
 
 from fake_services.behaviours import FaultRule
-from fake_services.messages import Call, Reply, html, json_reply, problem
+from fake_services.bodies import FORM, JSON, read_body
+from fake_services.messages import Call, Reply, json_reply, problem
 
 if TYPE_CHECKING:
+    from fake_services.hub import BodyLimit, Hub
     from fake_services.service import Service
-    from fake_services.state import FakeServices
 
-__all__ = ["Control"]
+__all__ = ["Control", "ControlRoute"]
 
-Handler = Callable[[Call, list[str]], Reply]
+Handler = Callable[[Call, Any, list[str]], Reply]
 
 
-def _json_body(call: Call) -> Any:
-    if not call.body:
-        return {}
-    return json.loads(call.body, parse_constant=lambda name: float("nan"))
+@dataclass(frozen=True, slots=True)
+class ControlRoute:
+    """A control endpoint: its handler, the body media types it takes (none: no body is read), and
+    whether it belongs to the web pages (HTML answers, form errors shown as pages)."""
+
+    handler: Handler
+    accepts: tuple[str, ...] = ()
+    page: bool = False
 
 
 class Control:
-    def __init__(self, services: FakeServices) -> None:
+    def __init__(self, services: Hub, front: BodyLimit) -> None:
+        from fake_services.forms import Forms
+
         self.services = services
-        self._ui: Any = None
+        self.front = front
+        self.forms = forms = Forms(self)
+        get = ControlRoute
+        self._table: dict[tuple[str, ...], dict[str, ControlRoute]] = {
+            (): {"GET": get(forms.index, page=True)},
+            ("openapi.json",): {"GET": get(self._openapi)},
+            ("journal",): {"GET": get(self._journal), "DELETE": get(self._clear_journal)},
+            ("journal", "ui"): {"GET": get(forms.journal, page=True)},
+            ("reset",): {"POST": get(self._reset)},
+            ("behaviors",): {"GET": get(self._all_behaviours)},
+            ("behaviors", "*"): {"GET": get(self._behaviour), "PUT": get(self._set_behaviour, (JSON,))},
+            ("behaviors", "*", "faults"): {"GET": get(self._faults), "POST": get(self._add_fault, (JSON,)),
+                                           "DELETE": get(self._clear_faults)},
+            ("behaviors", "*", "faults", "+"): {"DELETE": get(self._remove_fault)},
+            ("behaviors", "*", "ui"): {"GET": get(forms.behaviour_page, page=True)},
+            # The pages' forms post under /ui/: they are for people, not part of the documented API.
+            ("ui", "*", "behaviour"): {"POST": get(forms.behaviour, (FORM,), page=True)},
+            ("ui", "*", "faults"): {"POST": get(forms.faults, (FORM,), page=True)},
+            ("ui", "reset"): {"POST": get(forms.reset, (FORM,), page=True)},
+            ("ui", "journal"): {"POST": get(forms.clear_journal, (FORM,), page=True)},
+        }
+
+    def route(self, parts: list[str]) -> dict[str, ControlRoute] | None:
+        """The methods a control path answers, or None when it is no control path."""
+        exact = self._table.get(tuple(parts))
+        if exact is not None or len(parts) < 2 or parts[0] not in ("behaviors", "ui"):
+            return exact
+        # behaviors/{service}/..., ui/{service}/...; the segment after faults/ is a rule id
+        return self._table.get(tuple("*" if n == 1 else "+" if n == 3 else p for n, p in enumerate(parts)))
 
     def handle(self, call: Call) -> Reply:
         parts = [p for p in call.path.split("/") if p]
-        table = self._routes(parts)
+        table = self.route(parts)
         if table is None:
             return problem(404, "Not found", f"nothing at {call.path}; see /openapi.json for every path")
-        handler = table.get(call.method)
-        if handler is None:
+        route = table.get(call.method)
+        if route is None:
             reply = problem(405, "Method not allowed",
                             f"{call.path} answers {', '.join(sorted(table))}, not {call.method}")
             reply.headers["allow"] = ", ".join(sorted(table))
             return reply
-        if len(parts) >= 2 and parts[0] == "behaviors" and parts[1] not in self.services.services:
+        if len(parts) >= 2 and parts[0] in ("behaviors", "ui") and tuple(parts) not in self._table \
+                and parts[1] not in self.services.services:
             return problem(404, "Unknown service",
                            f"no service {parts[1]!r}; the services are {', '.join(self.services.services)}")
+        body: Any = None
+        if route.accepts:
+            if not call.body and route.accepts[0] != FORM:  # an empty form is a form with every box unticked
+                return problem(422, "Missing request body",
+                               f"{call.method} {call.path} needs a {route.accepts[0]} body")
+            body = read_body(call, route.accepts, self.front.max_body_bytes) if call.body else {}
+            if type(body) is Reply:
+                if route.page:
+                    return self.forms.error(body.status, "The form could not be read", body.json()["detail"],
+                                            "/")
+                return body
         try:
-            return handler(call, parts)
-        except (ValueError, RecursionError) as exc:
+            return route.handler(call, body, parts)
+        except ValueError as exc:
             return problem(422, "Invalid request body", str(exc))
 
-    def _routes(self, parts: list[str]) -> dict[str, Handler] | None:
-        match parts:
-            case []:
-                return {"GET": self._index}
-            case ["openapi.json"]:
-                return {"GET": self._openapi}
-            case ["journal"]:
-                return {"GET": self._journal, "DELETE": self._clear_journal}
-            case ["reset"]:
-                return {"POST": self._reset}
-            case ["behaviors"]:
-                return {"GET": self._all_behaviours}
-            case ["behaviors", _]:
-                return {"GET": self._behaviour, "PUT": self._set_behaviour}
-            case ["behaviors", _, "faults"]:
-                return {"GET": self._faults, "POST": self._add_fault, "DELETE": self._clear_faults}
-            case ["behaviors", _, "ui"]:
-                return {"GET": self._behaviour_page, "POST": self._behaviour_form}
-        return None
+    def operations(self, service: str) -> list[str]:
+        """The operations of `service` a fault rule can watch (its page is never faulted)."""
+        return self.services.services[service].operations()
+
+    def schedule(self, service: str, fields: Any) -> dict[str, Any]:
+        """Arm a rule given as JSON fields on `service`; ValueError names what is wrong with them."""
+        try:
+            rule = FaultRule.from_dict(fields)
+        except TypeError as exc:  # a field of the wrong shape that the dataclass itself rejected
+            raise ValueError(str(exc)) from exc
+        operations = self.operations(service)
+        if rule.operation is not None and rule.operation not in operations:
+            raise ValueError(f"operation must be one of {', '.join(operations)} for {service}, "
+                             f"got {rule.operation!r}")
+        rule_id = self.services.schedule(service, rule)
+        return {**rule.to_dict(), "id": rule_id}
 
     # -- JSON control API ----------------------------------------------------------------------------
-    def _openapi(self, call: Call, parts: list[str]) -> Reply:
+    def _openapi(self, call: Call, body: Any, parts: list[str]) -> Reply:
         from fake_services.openapi import openapi_document
 
-        return json_reply(200, openapi_document())
+        return json_reply(200, openapi_document(self.services))
 
-    def _journal(self, call: Call, parts: list[str]) -> Reply:
+    def _journal(self, call: Call, body: Any, parts: list[str]) -> Reply:
         since = call.query.get("since", "0")
-        if not since.isdigit():
-            return problem(422, "Invalid query", f"since must be a sequence number, got {since!r}")
+        if not (since.isascii() and since.isdigit()):
+            return problem(422, "Invalid query", f"since must be a sequence number (0 or more), got {since!r}")
         entries = [e.to_dict() for e in self.services.journal.entries(int(since))]
         return json_reply(200, {"entries": entries, "count": len(entries)})
 
-    def _clear_journal(self, call: Call, parts: list[str]) -> Reply:
+    def _clear_journal(self, call: Call, body: Any, parts: list[str]) -> Reply:
         self.services.journal.clear()
         return json_reply(200, {"status": "cleared"})
 
-    def _reset(self, call: Call, parts: list[str]) -> Reply:
-        self.services.reset()
+    def _reset(self, call: Call, body: Any, parts: list[str]) -> Reply:
+        service = call.query.get("service")
+        if service is not None and service not in self.services.services:
+            return problem(404, "Unknown service",
+                           f"no service {service!r}; the services are {', '.join(self.services.services)}")
+        self.services.reset(service)
         return json_reply(200, {"status": "reset"})
 
-    def _all_behaviours(self, call: Call, parts: list[str]) -> Reply:
+    def _all_behaviours(self, call: Call, body: Any, parts: list[str]) -> Reply:
         return json_reply(200, {n: b.to_dict() for n, b in self.services.behaviours.items()})
 
-    def _behaviour(self, call: Call, parts: list[str]) -> Reply:
+    def _behaviour(self, call: Call, body: Any, parts: list[str]) -> Reply:
         return json_reply(200, self.services.behaviours[parts[1]].to_dict())
 
-    def _set_behaviour(self, call: Call, parts: list[str]) -> Reply:
+    def _set_behaviour(self, call: Call, body: Any, parts: list[str]) -> Reply:
         behaviour = self.services.behaviours[parts[1]]
-        behaviour.update(_json_body(call))
+        behaviour.update(body)
         return json_reply(200, behaviour.to_dict())
 
-    def _faults(self, call: Call, parts: list[str]) -> Reply:
+    def _faults(self, call: Call, body: Any, parts: list[str]) -> Reply:
         return json_reply(200, {"faults": self.services.faults(parts[1])})
 
-    def _add_fault(self, call: Call, parts: list[str]) -> Reply:
-        try:
-            rule = FaultRule.from_dict(_json_body(call))
-        except TypeError as exc:  # a field of the wrong shape that the dataclass itself rejected
-            raise ValueError(str(exc)) from exc
-        rule_id = self.services.schedule(parts[1], rule)
-        return json_reply(201, {**rule.to_dict(), "id": rule_id})
+    def _add_fault(self, call: Call, body: Any, parts: list[str]) -> Reply:
+        return json_reply(201, self.schedule(parts[1], body))
 
-    def _clear_faults(self, call: Call, parts: list[str]) -> Reply:
+    def _clear_faults(self, call: Call, body: Any, parts: list[str]) -> Reply:
         self.services.clear_faults(parts[1])
         return json_reply(200, {"faults": []})
 
-    # -- HTML ----------------------------------------------------------------------------------------
-    def _pages(self) -> Any:
-        if self._ui is None:
-            from fake_services.ui import Pages
+    def _remove_fault(self, call: Call, body: Any, parts: list[str]) -> Reply:
+        if not self.services.remove_fault(parts[1], parts[3]):
+            return problem(404, "No such rule", f"{parts[1]} has no fault rule {parts[3]!r}; "
+                           f"GET /behaviors/{parts[1]}/faults lists them")
+        return json_reply(200, {"faults": self.services.faults(parts[1])})
 
-            self._ui = Pages()
-        return self._ui
-
-    def _index(self, call: Call, parts: list[str]) -> Reply:
-        return html(self._pages().index(self.services))
-
-    def service_page(self, service: Service) -> Reply:
-        with self.services.lock:
-            rows = service.records()
-            faults = self.services.faults(service.name)
-        behaviour = self.services.behaviours[service.name]
-        return html(self._pages().service(service, rows, behaviour, faults))
-
-    def _behaviour_page(self, call: Call, parts: list[str]) -> Reply:
-        return self.service_page(self.services.services[parts[1]])
-
-    def _behaviour_form(self, call: Call, parts: list[str]) -> Reply:
-        """The page's form: checkboxes are absent when unticked, so absence means false."""
-        form = dict(parse_qsl(call.body.decode("utf-8", "replace"), keep_blank_values=True))
-        sleep = form.get("sleep", "").strip() or "0"
-        try:
-            seconds = float(sleep)
-        except ValueError:
-            return problem(422, "Invalid form", f"sleep must be a number of seconds, got {sleep!r}")
-        self.services.behaviours[parts[1]].update(
-            {"crash": "crash" in form, "throttle": "throttle" in form, "sleep": seconds}
-        )
-        return Reply(303, b"", None, {"location": f"/{parts[1]}/ui"})
+    def service_page(self, service: Service, call: Call | None = None) -> Reply:
+        return self.forms.service_page(service, call)

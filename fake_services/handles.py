@@ -13,6 +13,7 @@ elsewhere (`harness serve`, a container), because both speak the control API of 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -121,13 +122,19 @@ class ServicesHandle:
         return cls(http)
 
     @classmethod
-    def remote(cls, url: str, *, http: httpx.Client | None = None) -> ServicesHandle:
-        """Handles on services listening at `url` (`harness serve`, compose, a test's socket)."""
+    def remote(cls, url: str, *, http: httpx.Client | None = None, token: str | None = None) -> ServicesHandle:
+        """Handles on services listening at `url` (`harness serve`, compose, a test's socket).
+
+        `token` is the server's control token (default: the HARNESS_SERVE_TOKEN environment variable),
+        needed when it serves off loopback.
+        """
         url = url.rstrip("/")
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"the services URL must start with http:// or https://, got {url!r}")
         owned = http is None
-        client = http if http is not None else httpx.Client(base_url=url, timeout=_TIMEOUT_S)
+        token = token if token is not None else os.environ.get("HARNESS_SERVE_TOKEN") or None
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        client = http if http is not None else httpx.Client(base_url=url, timeout=_TIMEOUT_S, headers=headers)
         return cls(client, url=url, owned=owned)
 
     def __getitem__(self, name: str) -> ServiceHandle:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,10 @@ class _Entry:
     reply: Reply | None = None  # None while the first request is in flight
 
 
+def _problem(status: int, key: str, detail: str) -> Reply:
+    return problem(status, "Request in progress" if status == 409 else "Idempotency key reused", detail)
+
+
 class IdempotencyStore:
     """Keys per service. Not locked: the services' lock guards every call."""
 
@@ -70,8 +75,11 @@ class IdempotencyStore:
         self.retention_s = retention_s
         self._entries: dict[tuple[str, str], _Entry] = {}
 
-    def claim(self, service: str, key: str, print_: str, now: float) -> Reply | None:
-        """None if the caller now owns the key and must process the request; else the answer to give."""
+    def claim(self, service: str, key: str, print_: str, now: float,
+              refuse: Callable[[int, str, str], Reply] | None = None) -> Reply | None:
+        """None if the caller now owns the key and must process the request; else the answer to give
+        (`refuse(status, key, detail)` words a 409 or 422 the service's way)."""
+        refuse = refuse or _problem
         entry = self._entries.get((service, key))
         if entry is not None and now - entry.created >= self.retention_s:
             entry = None
@@ -79,13 +87,11 @@ class IdempotencyStore:
             self._entries[(service, key)] = _Entry(print_, now)
             return None
         if entry.fingerprint != print_:
-            return problem(422, "Idempotency key reused",
-                           f"the Idempotency-Key {key!r} was first used with a different payload; "
-                           "use a new key for a different request")
+            return refuse(422, key, f"the Idempotency-Key {key!r} was first used with a different payload; "
+                                    "use a new key for a different request")
         if entry.reply is None:
-            return problem(409, "Request in progress",
-                           f"a request with the Idempotency-Key {key!r} is still being processed; "
-                           "retry later with the same key")
+            return refuse(409, key, f"a request with the Idempotency-Key {key!r} is still being processed; "
+                                    "retry later with the same key")
         return entry.reply
 
     def complete(self, service: str, key: str, reply: Reply) -> None:

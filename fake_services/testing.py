@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from fake_services.guard import Access
 from fake_services.state import FakeServices
 
 __all__ = ["serve_in_thread"]
@@ -15,17 +16,18 @@ _START_TIMEOUT_S = 10.0
 
 @contextmanager
 def serve_in_thread(services: FakeServices | None = None, host: str = "127.0.0.1",
-                    port: int = 0) -> Iterator[str]:
+                    port: int = 0, access: Access | None = None) -> Iterator[str]:
     """Serve `services` with uvicorn until the block exits; yields the base URL (`http://host:port`).
 
     `port=0` picks a free port. The services object stays usable in-process at the same time.
+    `access` is the socket's policy (Host names, origins, control token; see `fake_services.guard`).
     """
     import uvicorn
 
     from fake_services.app import create_app
 
     services = services if services is not None else FakeServices()
-    config = uvicorn.Config(create_app(services), host=host, port=port, log_level="warning",
+    config = uvicorn.Config(create_app(services, access), host=host, port=port, log_level="warning",
                             access_log=False, lifespan="off", timeout_graceful_shutdown=1)
     server = uvicorn.Server(config)
     failure: list[BaseException] = []

@@ -15,7 +15,7 @@ import httpx
 from fake_services.messages import Call, Reply
 from fake_services.state import FakeServices
 
-__all__ = ["ServicesTransport", "in_process_client"]
+__all__ = ["ServicesTransport", "call_from_request", "httpx_response", "in_process_client"]
 
 
 class ServicesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
@@ -25,17 +25,17 @@ class ServicesTransport(httpx.BaseTransport, httpx.AsyncBaseTransport):
         self.services = services
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        call = _call(request, request.read())
-        return _response(request, self.services.handle(call))
+        call = call_from_request(request, request.read())
+        return httpx_response(request, self.services.handle(call))
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        call = _call(request, await request.aread())
+        call = call_from_request(request, await request.aread())
         services = self.services
-        if services.wall_clock and services.may_block(call):
+        if services.blocking and services.may_block(call):
             reply = await anyio.to_thread.run_sync(services.handle, call)
         else:
             reply = services.handle(call)
-        return _response(request, reply)
+        return httpx_response(request, reply)
 
     def __call__(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
         """For respx: `respx.route(host="fake").mock(side_effect=ServicesTransport(services))`."""
@@ -62,12 +62,14 @@ class _CookiesParsedOnlyWhenSet(httpx.Cookies):
             super().extract_cookies(response)
 
 
-def _call(request: httpx.Request, body: bytes) -> Call:
+def call_from_request(request: httpx.Request, body: bytes) -> Call:
+    """The fake services' view of an httpx request (its path as it is: any host works)."""
     url = request.url
     return Call.build(request.method, url.path, url.query, dict(request.headers.items()), body)
 
 
-def _response(request: httpx.Request, reply: Reply) -> httpx.Response:
+def httpx_response(request: httpx.Request, reply: Reply) -> httpx.Response:
+    """What an httpx client sees for `reply`: a response, or the exception a broken connection raises."""
     if reply.action == "timeout":
         raise httpx.ReadTimeout("the fake service did not answer in time (injected timeout)", request=request)
     if reply.action == "drop":

@@ -25,3 +25,12 @@ EMAIL = {"to": "pat@example.com", "template_id": "order-confirmation", "template
 FULFILL = {"customer_id": 1, "address": "1 Main St", "product_id": 3, "quantity": 2,
            "metadata": {"order_id": 7}}
 NOTIFY = {"exception_class": "ValueError", "exception_message": "boom"}
+
+
+def csrf(http: httpx.Client, page: str = "/") -> str:
+    """The form token a page carries, read from it as a browser would."""
+    import re
+
+    found = re.search(r'name="csrf" value="([^"]+)"', http.get(page).text)
+    assert found, f"no form token on {page}"
+    return found.group(1)

@@ -29,7 +29,7 @@ def statuses(api: Api, n: int) -> list[int]:
 
 def test_behaviours_are_listed_and_set_over_http(api: Api) -> None:
     listed = api.http.get("/behaviors").json()
-    assert set(listed) == {"payments", "email", "fulfillment", "error-catcher", "chat"}
+    assert set(listed) == {"payments", "email", "fulfillment", "error-catcher", "chat", "stripe"}
     assert listed["payments"]["crash"] is False
     changed = api.http.put("/behaviors/payments", json={"crash": True})
     assert changed.status_code == 200 and changed.json()["crash"] is True

@@ -113,6 +113,8 @@ def test_default_retention_is_24_hours() -> None:
 class GateClock:
     """A wall clock whose sleep holds the caller until the test opens the gate."""
 
+    blocks = True  # the gate holds the thread like a real sleep: the server must keep it off its loop
+
     def __init__(self) -> None:
         self.sleeping = threading.Event()
         self.gate = threading.Event()
@@ -129,7 +131,6 @@ class GateClock:
 def test_a_request_while_the_key_is_in_flight_gets_409(mode: str) -> None:
     clock = GateClock()
     services = FakeServices(clock=clock)
-    services.wall_clock = True  # the gate blocks like a real sleep: keep it off the server's loop
     services.behaviours["payments"].sleep = 1
 
     def run(http: httpx.Client) -> None:
