@@ -7,7 +7,7 @@ import json
 
 
 def job(order_id: int, items: list[int]) -> dict:
-    order = {"id": order_id, "lines": []}
+    order: dict = {"id": order_id, "lines": []}
     total = 0
     count = 0
     for price in items:

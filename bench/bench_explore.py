@@ -36,7 +36,7 @@ def run(quick: bool) -> dict[str, dict]:
             # Side by side: what one plan costs, counted in bare in-process requests measured right now.
             costs.append((1e6 / rate) / _request_us(explorer, 200))
             plans = report.plans_run
-        backend = explorer.tracer.backend
+        backend = explorer.session.tracer.backend
     finally:
         explorer.close()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"

@@ -32,7 +32,8 @@ import bisect
 import dis
 import sys
 from types import CodeType
-from typing import Any
+
+from harness.injection._code import exception_table, suspends
 
 __all__ = [
     "BLOCKS_SUPPORTED",
@@ -74,7 +75,6 @@ _RAISES = frozenset({"RAISE_VARARGS", "RERAISE"})
 #: Never a line start: skipped by the jump before them, or needed by the instrumentation itself.
 _NOT_LINE_STARTS = frozenset({"END_ASYNC_FOR", "END_FOR", "END_SEND", "RESUME"})
 _JUMP_OPS = frozenset(dis.opname[op] for op in set(dis.hasjrel) | set(dis.hasjabs) | set(getattr(dis, "hasjump", ())))
-_SUSPENDING_FLAGS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async generator
 
 PLAIN, EVENT, SILENT, RETURNS, RAISES = range(5)
 
@@ -147,10 +147,9 @@ class CodeMap:
             if to is not None and to < size and self.lines[to] >= 0:
                 starts[to] = True
         self._handlers: list[tuple[int, int, int]] = []
-        entries: Any = dis.Bytecode(code).exception_entries  # type: ignore[attr-defined]  # 3.11+, untyped
-        for entry in entries:
-            to = self.index[entry.target]
-            self._handlers.append((entry.start, entry.end, to))
+        for start, end, target in exception_table(code):
+            to = self.index[target]
+            self._handlers.append((start, end, to))
             if self.lines[to] >= 0:
                 starts[to] = True
         # The LINE callbacks drop the events that end a `with` block (see `with_exits`): so does this.
@@ -263,7 +262,7 @@ def _kind(opname: str, *, jumps: bool) -> int:
 def code_map(code: CodeType, exits: dict[int, frozenset[int]]) -> CodeMap | None:
     """The map of `code`, or None when its lines must come from LINE events: generators and coroutines
     (their frames suspend mid-run), and code with a jump this module does not model."""
-    if not BLOCKS_SUPPORTED or code.co_flags & _SUSPENDING_FLAGS:
+    if not BLOCKS_SUPPORTED or suspends(code):
         return None
     instructions = list(dis.get_instructions(code))
     for ins in instructions:

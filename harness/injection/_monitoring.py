@@ -3,7 +3,8 @@
 LINE events are enabled locally on target code objects only: those reachable from the imported target
 modules when installed, and any other target code the first time it starts (a global PY_START event
 that each non-target code switches off for itself by returning DISABLE). Events are process-wide, so
-the callbacks ignore threads other than the installing one, as `sys.settrace` does by nature.
+the callbacks (made in `_callbacks`) ignore threads other than the installing one, as `sys.settrace`
+does by nature.
 
 While a run only records (no point armed, no `on_record`), target code that `_blocks` can model is
 recorded by basic blocks instead: BRANCH (and, for loops without a branch, JUMP) and PY_RETURN events
@@ -13,17 +14,24 @@ needs every start of target code, so switching it on restarts the events that LI
 
 from __future__ import annotations
 
-import dis
 import sys
-import threading
 from threading import get_ident
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
+import harness.injection._blocks as _blocks  # as a module: its `expand` is looked up per read (tests wrap it)
 from harness.errors import ConfigurationError
-from harness.injection import _blocks
-from harness.injection._blocks import CLOSE, RAISE, RETURN, SEED, SPOT, START, CodeMap
-from harness.injection.lines import with_exits
+from harness.injection._blocks import CLOSE, SEED, CodeMap
+from harness.injection._callbacks import (
+    BlockCallbacks,
+    LineCallbacks,
+    StartCallbacks,
+    block_callbacks,
+    line_callbacks,
+    start_callbacks,
+    thread_recorder,
+)
+from harness.injection._code import one_line_start, with_exits
 
 if TYPE_CHECKING:
     from harness.injection.lines import LineTracer
@@ -52,20 +60,6 @@ def claim_tool_id() -> int:
     raise ConfigurationError(
         f"no free sys.monitoring tool id ({owners}); stop one of those tools or use backend='settrace'"
     )
-
-
-def _one_line_start(code: CodeType) -> int | None:
-    """The first body line when it is the line of the code's RESUME (a lambda, `def f(): return 1`)."""
-    resume_line = None
-    for ins in dis.get_instructions(code):
-        line = ins.positions.lineno if ins.positions is not None else None
-        if resume_line is None:
-            if ins.opname == "RESUME":
-                resume_line = line
-            continue
-        if line is not None:
-            return line if line == resume_line else None
-    return None
 
 
 _probed: tuple[bool, bool] | None = None
@@ -110,19 +104,9 @@ class MonitoringBackend:
     name = "monitoring"
 
     # The event callbacks, made by `_make_callbacks` when the backend is installed.
-    on_jump: Any
-    on_line_armed: Any
-    on_line_blocks: Any
-    on_line_fast: Any
-    on_line_full: Any
-    on_line_idle: Any
-    on_line_plain: Any
-    on_raise: Any
-    on_reraise: Any
-    on_resume: Any
-    on_return: Any
-    on_start: Any
-    on_throw: Any
+    on_line: LineCallbacks
+    on_block: BlockCallbacks
+    on_start: StartCallbacks
 
     def __init__(self, tracer: LineTracer) -> None:
         self.tracer = tracer
@@ -134,6 +118,7 @@ class MonitoringBackend:
         self.first_lines: dict[int, tuple[CodeType, int]] = {}
         #: id(code) -> `with_exits(code)`, for target code that has `with` blocks.
         self.exits: dict[int, dict[int, frozenset[int]]] = {}
+        #: Every line of `exits`: the LINE callbacks test a line against it before the exact check.
         self.exit_lines: set[int] = set()
         #: (file, line) of the target locations switched off with DISABLE since the last restart.
         self.disabled: set[tuple[str, int]] = set()
@@ -170,17 +155,17 @@ class MonitoringBackend:
             self._line_reliable = all(_line_fires_on_one_liners(self.tool))
             self._make_callbacks()
             ev = mon.events
-            mon.register_callback(self.tool, ev.PY_START, self.on_start)
+            mon.register_callback(self.tool, ev.PY_START, self.on_start.started)
             global_events = ev.PY_START
             if self.blocks_allowed:
                 for event, callback in (
-                    (ev.BRANCH, self.on_jump),
-                    (ev.JUMP, self.on_jump),
-                    (ev.PY_RETURN, self.on_return),
-                    (ev.RAISE, self.on_raise),
-                    (ev.RERAISE, self.on_reraise),
-                    (ev.PY_RESUME, self.on_resume),
-                    (ev.PY_THROW, self.on_throw),
+                    (ev.BRANCH, self.on_block.jump),
+                    (ev.JUMP, self.on_block.jump),
+                    (ev.PY_RETURN, self.on_block.returned),
+                    (ev.RAISE, self.on_block.raised),
+                    (ev.RERAISE, self.on_block.reraised),
+                    (ev.PY_RESUME, self.on_start.resumed),
+                    (ev.PY_THROW, self.on_start.thrown),
                 ):
                     mon.register_callback(self.tool, event, callback)
                 global_events |= ev.RAISE | ev.RERAISE | ev.PY_THROW
@@ -198,7 +183,7 @@ class MonitoringBackend:
         if self.tool < 0:
             return
         mon.set_events(self.tool, 0)
-        for code in self.codes.values():
+        for code in list(self.codes.values()):  # another thread's start callback may still add one
             mon.set_local_events(self.tool, code, 0)
         if self.block_mode and self.tracer._rec:
             self.tracer._raw.extend(self._closing_entries())
@@ -225,13 +210,13 @@ class MonitoringBackend:
         if (plain and self.blocks_allowed) != self.block_mode:
             self._switch_blocks(not self.block_mode)
         if self.block_mode and _blocks.LINES_REPEAT_AFTER_CALLS:
-            callback = self.on_line_blocks
+            callback = self.on_line.blocks
         elif tracer._rec:
-            callback = self._plain_or_fast() if plain else self.on_line_full
+            callback = self._plain_or_fast() if plain else self.on_line.full
         elif tracer._armed_file is not None:
-            callback = self.on_line_armed
+            callback = self.on_line.armed
         else:
-            callback = self.on_line_idle
+            callback = self.on_line.idle
         if callback is not self.line_callback:
             mon = _monitoring()
             mon.register_callback(self.tool, mon.events.LINE, callback)
@@ -314,10 +299,12 @@ class MonitoringBackend:
 
     def _plain_or_fast(self) -> Any:
         """The recording callback: the plain one needs no `with` exits and reliable LINE events."""
-        return self.on_line_plain if self._line_reliable and not self.exit_lines else self.on_line_fast
+        return self.on_line.plain if self._line_reliable and not self.exit_lines else self.on_line.fast
 
     def instrument(self, code: CodeType) -> None:
         """Turn LINE events on for `code` and the code nested in it (comprehensions, lambdas, defs)."""
+        if self.tool < 0:  # uninstalled while a start callback of another thread was still running
+            return
         stack = [code]
         targets = self.tracer.targets
         mon: Any = _monitoring()
@@ -330,228 +317,51 @@ class MonitoringBackend:
             if exits:
                 self.exits[id(current)] = exits
                 self.exit_lines.update(exits)
-                if self.line_callback is self.on_line_plain:  # code with `with` blocks came in mid-run
-                    self.line_callback = self.on_line_fast
-                    mon.register_callback(self.tool, mon.events.LINE, self.on_line_fast)
+                if self.line_callback is self.on_line.plain:  # code with `with` blocks came in mid-run
+                    self.line_callback = self.on_line.fast
+                    mon.register_callback(self.tool, mon.events.LINE, self.on_line.fast)
             if not self._line_reliable:
-                first = _one_line_start(current)
+                first = one_line_start(current)
                 if first is not None:
                     self.first_lines[id(current)] = (current, first)
             if self.block_mode:
                 self._analyse(current)
-            mon.set_local_events(self.tool, current, self._local_events(current))
+            try:
+                mon.set_local_events(self.tool, current, self._local_events(current))
+            except ValueError:  # the tool was freed by `uninstall` in another thread meanwhile
+                return
             stack.extend(c for c in current.co_consts if isinstance(c, CodeType))
 
     def _make_callbacks(self) -> None:
+        """Make the event callbacks (see `_callbacks`): closures over this backend's state, shared by reference."""
         tracer = self.tracer
-        thread = self._thread
-        codes = self.codes
-        first_lines = self.first_lines
-        disabled = self.disabled
-        matches_file = tracer.targets.matches_file
-        append = tracer._raw.append
-        record_line = tracer._record_line
-        disable: Any = _monitoring().DISABLE
+        recorder = thread_recorder(tracer._raw.append)
         # (code, line) a one-liner's PY_START just reported: a LINE event for it right after is the
         # same execution. Only ever set where LINE is unreliable for one-liners.
         pending: list[Any] = [None, 0]
-
-        exits = self.exits
-        #: Every line number that ends a `with` block in some target code: a set of ints, so the common
-        #: line pays one membership test before the exact (code, offset) check.
-        exit_lines = self.exit_lines
-        frame = sys._getframe
-
-        def leaves_with(code: CodeType, line: int) -> bool:
-            # Called from a LINE callback: frame 2 is the monitored frame, at the event's offset.
-            lines = exits.get(id(code))
-            return lines is not None and line in lines and frame(2).f_lasti in lines[line]
-
-        def repeats(code: CodeType, line: int) -> bool:
-            was, pending[0] = pending[0], None
-            return was is code and pending[1] == line
-
-        # The installing thread's own recorder: other threads find no attribute there, which is cheaper
-        # to tell per line than comparing thread ids (those threads are ignored, as settrace ignores them).
-        mine = threading.local()
-        mine.append = append
-
-        def on_line_plain(code: CodeType, line: int) -> Any:
-            # The hot path of a recording run while no target code has a `with` block: one append.
-            try:  # noqa: SIM105 (a try costs nothing here; contextlib.suppress would cost a call per line)
-                mine.append((code, line))
-            except AttributeError:
-                pass
-
-        def on_line_fast(code: CodeType, line: int) -> Any:
-            if pending[0] is not None and repeats(code, line):
-                return None
-            if line in exit_lines and leaves_with(code, line):
-                return disable  # this location only: the `with` line's events as the block starts stay
-            try:  # noqa: SIM105
-                mine.append((code, line))
-            except AttributeError:
-                pass
-
-        block_disabled = self.block_disabled
-        live = self.live
-
-        def on_line_blocks(code: CodeType, line: int) -> Any:
-            # The LINE callback while block recording on 3.12: block-recorded code keeps only its spots.
-            cmap = live.get(id(code))
-            if cmap is not None:
-                offset = frame(1).f_lasti
-                if offset in cmap.spots:
-                    try:  # noqa: SIM105
-                        mine.append((code, SPOT, offset, None))
-                    except AttributeError:
-                        pass
-                    return None
-                block_disabled.add((code.co_filename, line))
-                return disable
-            if pending[0] is not None and repeats(code, line):
-                return None
-            if line in exit_lines and leaves_with(code, line):
-                return disable
-            try:  # noqa: SIM105
-                mine.append((code, line))
-            except AttributeError:
-                pass
-
-        def on_line_full(code: CodeType, line: int) -> Any:
-            if pending[0] is not None and repeats(code, line):
-                return None
-            if line in exit_lines and leaves_with(code, line):
-                return disable
-            if get_ident() == thread:
-                record_line(code, line)
-
-        def on_line_armed(code: CodeType, line: int) -> Any:
-            if pending[0] is not None and repeats(code, line):
-                return None
-            if line in exit_lines and leaves_with(code, line):
-                return disable
-            if line == tracer._armed_line and code.co_filename == tracer._armed_file:
-                if get_ident() == thread:
-                    tracer._count_armed()
-                return None
-            disabled.add((code.co_filename, line))
-            return disable
-
-        def on_line_idle(code: CodeType, line: int) -> Any:
-            pending[0] = None
-            disabled.add((code.co_filename, line))
-            return disable
-
-        depth = self.depth
-        starts_off = self.starts_off
-
-        def caller_of(frame: Any) -> tuple[CodeType | None, int]:
-            # The nearest target frame below a starting one: when block-recorded, its run is cut there.
-            while frame is not None:
-                code = frame.f_code
-                if id(code) in codes:
-                    return (code, frame.f_lasti) if id(code) in live else (None, 0)
-                frame = frame.f_back
-            return None, 0
-
-        def on_jump(code: CodeType, src: int, dst: int) -> Any:
-            try:  # noqa: SIM105
-                mine.append((code, src, dst))
-            except AttributeError:
-                pass
-
-        def on_return(code: CodeType, offset: int, value: object) -> Any:
-            try:
-                mine.append((code, RETURN, offset, None))
-            except AttributeError:
-                return
-            depth[0] -= 1
-
-        def raised(code: CodeType, offset: int) -> None:
-            cmap = live.get(id(code))
-            if cmap is not None and hasattr(mine, "append"):
-                mine.append((code, RAISE, offset, None))
-                if cmap.handler(cmap.at(offset)) is None:
-                    depth[0] -= 1  # the exception leaves the frame
-
-        def on_raise(code: CodeType, offset: int, exc: BaseException) -> Any:
-            # A global event: every exception in every frame comes here, so other code leaves at once.
-            if id(code) not in live:
-                return
-            # The traceback entry added just before this event holds the exact instruction: 3.13 reports
-            # one code unit before the CALL when the exception comes from a callee.
-            tb = exc.__traceback__
-            if tb is not None and tb.tb_frame is frame(1):
-                offset = tb.tb_lasti
-            raised(code, offset)
-
-        def on_reraise(code: CodeType, offset: int, exc: BaseException) -> Any:
-            raised(code, offset)
-
-        def started_inside(code: CodeType) -> None:
-            # LINE-recorded target code started or resumed: a block-recorded frame that called it stops there.
-            if live and depth[0] and hasattr(mine, "append"):
-                caller, lasti = caller_of(frame(2).f_back)
-                if caller is not None:
-                    mine.append((code, START, caller, lasti))
-
-        def on_resume(code: CodeType, offset: int) -> Any:
-            started_inside(code)
-
-        def on_throw(code: CodeType, offset: int, exc: BaseException) -> Any:
-            if id(code) in codes:
-                started_inside(code)
-
-        def on_start(code: CodeType, offset: int) -> Any:
-            if id(code) in live:  # the hot path of block recording: one entry, no look for a caller at depth 0
-                caller, lasti = caller_of(frame(1).f_back) if depth[0] else (None, 0)
-                try:
-                    mine.append((code, START, caller, lasti))
-                except AttributeError:
-                    return None
-                depth[0] += 1
-                return None
-            if id(code) not in codes:
-                if not matches_file(code.co_filename):
-                    return disable
-                self.instrument(code)
-                if id(code) in live:
-                    if hasattr(mine, "append"):
-                        mine.append((code, START, *caller_of(frame(1).f_back)))
-                        depth[0] += 1
-                    return None
-            started_inside(code)
-            entry = first_lines.get(id(code))
-            if entry is None:
-                if live:  # block recording needs this code's next starts too
-                    return None
-                starts_off[0] = True
-                return disable
-            line = entry[1]
-            counted = tracer._rec or (line == tracer._armed_line and code.co_filename == tracer._armed_file)
-            if not counted:
-                starts_off[0] = True
-                disabled.add((code.co_filename, line))
-                return disable
-            if get_ident() == thread:
-                pending[0], pending[1] = code, line
-                if tracer._rec:
-                    record_line(code, line)
-                else:
-                    tracer._count_armed()
-            return None
-
-        self.on_line_plain = on_line_plain
-        self.on_line_fast = on_line_fast
-        self.on_line_full = on_line_full
-        self.on_line_armed = on_line_armed
-        self.on_line_idle = on_line_idle
-        self.on_line_blocks = on_line_blocks
-        self.on_start = on_start
-        self.on_jump = on_jump
-        self.on_return = on_return
-        self.on_raise = on_raise
-        self.on_reraise = on_reraise
-        self.on_resume = on_resume
-        self.on_throw = on_throw
+        self.on_line = line_callbacks(
+            tracer=tracer,
+            thread=self._thread,
+            recorder=recorder,
+            pending=pending,
+            exits=self.exits,
+            exit_lines=self.exit_lines,
+            disabled=self.disabled,
+            live=self.live,
+            block_disabled=self.block_disabled,
+        )
+        self.on_block = block_callbacks(recorder=recorder, live=self.live, depth=self.depth)
+        self.on_start = start_callbacks(
+            tracer=tracer,
+            thread=self._thread,
+            recorder=recorder,
+            pending=pending,
+            codes=self.codes,
+            live=self.live,
+            depth=self.depth,
+            first_lines=self.first_lines,
+            starts_off=self.starts_off,
+            disabled=self.disabled,
+            matches_file=tracer.targets.matches_file,
+            instrument=self.instrument,
+        )

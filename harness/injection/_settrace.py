@@ -7,15 +7,13 @@ was installed before (coverage's) keeps receiving its events and is put back on 
 
 from __future__ import annotations
 
-import dis
-import inspect
 import sys
 from collections.abc import Callable
 from threading import get_ident
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from harness.injection.lines import with_exits
+from harness.injection._code import first_resume, line_span, suspends, with_exits
 
 if TYPE_CHECKING:
     from harness.injection.lines import LineTracer
@@ -25,17 +23,9 @@ __all__ = ["SettraceBackend"]
 TraceFn = Callable[[FrameType, str, Any], Any]
 
 
-_RESUMABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
-
-
 def _verdict(code: CodeType) -> tuple[int, int, int]:
     """(first line, last line, offset of the first RESUME or -1 for plain functions) of target code."""
-    lines = [line for _, _, line in code.co_lines() if line is not None]
-    span = (min(lines), max(lines)) if lines else (code.co_firstlineno, code.co_firstlineno)
-    resume = -1
-    if code.co_flags & _RESUMABLE:
-        resume = next((ins.offset for ins in dis.get_instructions(code) if ins.opname == "RESUME"), 0)
-    return (*span, resume)
+    return (*line_span(code), first_resume(code) if suspends(code) else -1)
 
 
 def _chain(first: TraceFn | None, second: TraceFn | None) -> TraceFn | None:

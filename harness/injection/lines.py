@@ -16,7 +16,7 @@ from typing import Protocol
 
 from harness.errors import ConfigurationError, InjectedCrash
 
-__all__ = ["BACKENDS", "LinePoint", "LineTracer", "Targets", "best_backend", "with_exits"]
+__all__ = ["BACKENDS", "LinePoint", "LineTracer", "Targets", "best_backend"]
 
 #: Backend names, best first; `monitoring` needs Python 3.12+.
 BACKENDS: tuple[str, ...] = ("monitoring", "settrace")
@@ -42,45 +42,6 @@ class LinePoint:
         if not rel.startswith(os.pardir + os.sep) and rel != os.pardir and not os.path.isabs(rel):
             path = rel
         return f"{path}:{self.line}"
-
-
-def with_exits(code: CodeType) -> dict[int, frozenset[int]]:
-    """line -> offsets at which a `with` block's normal exit (its `__exit__` call) starts in `code`.
-
-    Python reports the `with` line again as the block ends. A crash raised there would skip
-    `__exit__`: a lock would stay held, a transaction open. A real process death releases both, and
-    the harness promises that context managers still run, so these events are not crash points: the
-    point after the block is the next line. The exit calls `__exit__(None, None, None)`, the only
-    place the compiler loads None three times and calls with two arguments.
-    """
-    import dis
-
-    found: dict[int, set[int]] = {}
-    instructions = list(dis.get_instructions(code))
-    for n in range(len(instructions) - 3):
-        a, b, c, call = instructions[n : n + 4]
-        if (
-            call.opname in ("PRECALL", "CALL")
-            and call.arg == 2
-            and all(i.opname == "LOAD_CONST" and i.argval is None for i in (a, b, c))
-            and a.positions is not None
-            and a.positions.lineno is not None
-        ):
-            line = a.positions.lineno
-            offsets = found.setdefault(line, set())
-            offsets.add(a.offset)
-            # A `return` inside the block runs the exit after loading the return value (a SWAP, say):
-            # the line event then comes at the first instruction of that run on the `with` line.
-            k = n - 1
-            while k >= 0:
-                before = instructions[k]
-                if before.opname.startswith("BEFORE_") or before.positions is None:
-                    break
-                if before.positions.lineno != line:
-                    break
-                offsets.add(before.offset)
-                k -= 1
-    return {line: frozenset(offsets) for line, offsets in found.items()}
 
 
 def _looks_like_path(name: str) -> bool:
@@ -331,6 +292,11 @@ class LineTracer:
     def counting(self, value: bool) -> None:
         self._counting = bool(value)
         self._sync()
+
+    @property
+    def events(self) -> int:
+        """How many events (lines, or block recording's jumps) this attempt has recorded so far."""
+        return len(self._raw)
 
     @property
     def points(self) -> list[LinePoint]:

@@ -3,7 +3,8 @@
 A *point* is where a fault can strike: a `LinePoint` (file, line, hit) in target code, or a `CallPoint`
 (service, operation, call number, phase) at a request to a fake service. A *plan* is the list of faults
 of one run, each tied to the execution (the n-th job attempt of the run, counting every job) it hits.
-`Duplicate` is the odd one out: the whole job is delivered again after it succeeded.
+`Duplicate` and `BrokerLoss` strike no point: the whole job is delivered again after it succeeded, or
+the broker forgets every job it holds once the n-th attempt has ended.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ from harness.injection.lines import LinePoint
 
 __all__ = [
     "CALL_FAULTS",
+    "LINE_FAULTS",
+    "BrokerLoss",
     "CallPoint",
     "Duplicate",
     "FaultStep",
     "LinePoint",
     "Plan",
+    "as_plan",
+    "call_faults",
+    "count_points",
     "describe_point",
     "plan_from_json",
     "plan_to_json",
@@ -87,6 +93,29 @@ CALL_FAULTS: tuple[tuple[str, str], ...] = (
 )
 
 
+def call_faults(call: CallPoint, had_effect: bool) -> list[tuple[CallPoint, str]]:
+    """The (point with its phase, fault) pairs to try at `call`, in `CALL_FAULTS` order.
+
+    The one place of the rule that a fault strikes after the effect only at a call that had one: a read
+    (a search, a status) changes nothing, so failing it after its effect is the same as failing it before.
+    """
+    return [
+        (CallPoint(call.service, call.operation, call.call, phase), fault)
+        for fault, phase in CALL_FAULTS
+        if phase == "before" or had_effect
+    ]
+
+
+def count_points(executions: Iterable[Any]) -> dict[str, int]:
+    """Line and call points of recorded attempts (anything with `lines` and `calls`, as the runner's
+    `Execution`): a call counts once per phase a fault can strike it in."""
+    lines = calls = 0
+    for execution in executions:
+        lines += len(execution.lines)
+        calls += sum(len({point.phase for point, _ in call_faults(call, effect)}) for call, effect in execution.calls)
+    return {"line": lines, "call": calls}
+
+
 @dataclass(frozen=True, order=True)
 class FaultStep:
     """One fault of a plan: at execution `attempt` (1-based, every job attempt of the run counted),
@@ -112,7 +141,21 @@ class Duplicate:
         return {"attempt": 0, "point": {"kind": "duplicate"}, "fault": "redeliver"}
 
 
-Step = FaultStep | Duplicate
+@dataclass(frozen=True, order=True)
+class BrokerLoss:
+    """Once execution `attempt` (1-based, as `FaultStep` counts) has ended, the broker forgets every job
+    it holds (queued, scheduled, retrying, dead), as a Redis restarted without persistence does; see
+    `Engine.forget`."""
+
+    attempt: int
+    kind = "broker"
+    fault = "forget"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"attempt": self.attempt, "point": {"kind": "broker"}, "fault": "forget"}
+
+
+Step = FaultStep | Duplicate | BrokerLoss
 Plan = tuple[Step, ...]
 
 
@@ -121,28 +164,85 @@ def plan_to_json(plan: Sequence[Step]) -> str:
     return json.dumps([step.to_dict() for step in plan], separators=(",", ":"), sort_keys=True)
 
 
-def _point_from_dict(data: dict[str, Any]) -> Point:
+#: What may strike a line point: the process dies there, or a plain bug (an ordinary exception) is raised.
+LINE_FAULTS = ("crash", "bug")
+
+
+def _whole(data: dict[str, Any], name: str, default: int | None = None, *, minimum: int = 1) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigurationError(f"{name} must be a whole number, at least {minimum}, not {value!r}")
+    return value
+
+
+def _text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{name} must be a non-empty string, not {value!r}")
+    return value
+
+
+def _point_from_dict(data: Any) -> Point:
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"a step's point is a JSON object such as {{\"kind\": \"line\", ...}}, not {data!r}")
     kind = data.get("kind")
     if kind == "line":
-        return LinePoint(os.path.abspath(str(data["file"])), int(data["line"]), int(data.get("hit", 1)))
+        return LinePoint(os.path.abspath(_text(data, "file")), _whole(data, "line"), _whole(data, "hit", 1))
     if kind == "call":
-        phase = str(data.get("phase", "before"))
+        phase = data.get("phase", "before")
         if phase not in ("before", "after"):
             raise ConfigurationError(f"a call point's phase is 'before' or 'after', not {phase!r}")
-        return CallPoint(str(data["service"]), str(data["operation"]), int(data.get("call", 1)), phase)
-    raise ConfigurationError(f"unknown point kind {kind!r} (expected 'line', 'call' or 'duplicate')")
+        return CallPoint(_text(data, "service"), _text(data, "operation"), _whole(data, "call", 1), phase)
+    raise ConfigurationError(f"unknown point kind {kind!r} (expected 'line', 'call', 'duplicate' or 'broker')")
+
+
+def _step_from_dict(item: Any) -> Step:
+    from fake_services.behaviours import FAULTS as SERVICE_FAULTS
+
+    if not isinstance(item, dict):
+        raise ConfigurationError(f"each step of a plan is a JSON object with attempt, point and fault, not {item!r}")
+    point = item.get("point")
+    if isinstance(point, dict) and point.get("kind") == "duplicate":
+        return Duplicate()
+    if isinstance(point, dict) and point.get("kind") == "broker":
+        if item.get("fault", "forget") != "forget":
+            raise ConfigurationError(f"a broker step's fault is 'forget', not {item.get('fault')!r}")
+        return BrokerLoss(_whole(item, "attempt"))
+    parsed = _point_from_dict(point)
+    fault = item.get("fault")
+    allowed = LINE_FAULTS if isinstance(parsed, LinePoint) else SERVICE_FAULTS
+    if fault not in allowed:
+        raise ConfigurationError(
+            f"unknown fault {fault!r} at a {parsed.kind} point; a {parsed.kind} point takes one of {', '.join(allowed)}"
+        )
+    return FaultStep(_whole(item, "attempt"), parsed, str(fault))
 
 
 def plan_from_json(text: str | Iterable[dict[str, Any]]) -> Plan:
-    """Parse what `plan_to_json` wrote (or the `plan` list of a JSON report)."""
+    """Parse what `plan_to_json` wrote (or the `plan` list of a JSON report); anything else is refused with
+    a `ConfigurationError` that says what was expected."""
     try:
-        raw = json.loads(text) if isinstance(text, str) else list(text)
-        steps: list[Step] = []
-        for item in raw:
-            if item["point"].get("kind") == "duplicate":
-                steps.append(Duplicate())
-            else:
-                steps.append(FaultStep(int(item["attempt"]), _point_from_dict(item["point"]), str(item["fault"])))
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ConfigurationError(f"not a plan ({exc!r}); pass the JSON a report printed") from None
-    return tuple(steps)
+        raw = json.loads(text) if isinstance(text, str) else text
+    except RecursionError:
+        raise ConfigurationError("not a plan: the JSON is nested too deeply; pass the JSON a report printed") from None
+    except ValueError as exc:
+        raise ConfigurationError(f"not a plan: not JSON ({exc}); pass the JSON a report printed") from None
+    if isinstance(raw, dict | str | bytes) or not isinstance(raw, Iterable):
+        raise ConfigurationError(
+            f"not a plan: a plan is a JSON list of steps ([{{\"attempt\": 1, \"point\": ..., \"fault\": ...}}]), "
+            f"not {type(raw).__name__}"
+        )
+    return tuple(_step_from_dict(item) for item in raw)
+
+
+def as_plan(plan: Any) -> Plan:
+    """A plan from what a user may hand over: a plan (steps), a report's `plan` list, or its JSON text."""
+    if isinstance(plan, str):
+        return plan_from_json(plan)
+    if isinstance(plan, tuple | list) and all(isinstance(step, FaultStep | Duplicate | BrokerLoss) for step in plan):
+        return tuple(plan)
+    if isinstance(plan, tuple | list):
+        return plan_from_json(plan)
+    raise ConfigurationError(
+        f"not a plan: {type(plan).__name__}; pass a report's plan (its steps, its JSON list or the JSON text)"
+    )

@@ -75,10 +75,10 @@ def test_with_blocks_met_mid_recording_switch_to_the_checking_callback() -> None
         backend.exit_lines.clear()
         tracer.begin_attempt()
         tracer.record = True
-        assert backend.line_callback is backend.on_line_plain
+        assert backend.line_callback is backend.on_line.plain
         import linetgt_late_with as late
 
-        assert backend.line_callback is backend.on_line_fast
+        assert backend.line_callback is backend.on_line.fast
         assert late.late_locked([1, 2, 3]) == 6
         tracer.record = False
         lines = [p.line for p in tracer.points]
