@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from harness.clock import VirtualClock
+from harness.engines._native import describe, job_kind
 from harness.engines.base import (
     Engine,
     Event,
@@ -22,32 +23,14 @@ from harness.engines.base import (
     Hooks,
     Job,
     JobRecord,
+    RetryPolicy,
     Stats,
     _current,
     check_json_args,
 )
-from harness.errors import ConfigurationError
+from harness.errors import ConfigurationError, HarnessError
 
-__all__ = ["MAX_ERROR_MESSAGE", "SimCore", "default_retry_delay", "error_message"]
-
-#: Sidekiq keeps the first 10,000 characters of an error message in the job's payload.
-MAX_ERROR_MESSAGE = 10_000
-
-
-def default_retry_delay(count: int, rng: random.Random) -> int:
-    """Sidekiq's delay before the retry that follows failure `count` (0-based): count**4 + 15 + jitter.
-
-    The jitter is Ruby's `rand(10 * (count + 1))`: an integer in [0, 10 * (count + 1)).
-    """
-    return count**4 + 15 + rng.randrange(10 * (count + 1))
-
-
-def error_message(exc: BaseException) -> str:
-    """The message Sidekiq stores: the first 10,000 characters, or a placeholder if `str()` breaks."""
-    try:
-        return str(exc)[:MAX_ERROR_MESSAGE]
-    except Exception:  # a broken __str__ must not stop the retry from being recorded
-        return "!!! ERROR MESSAGE THREW AN ERROR !!!"
+__all__ = ["SimCore"]
 
 
 class SimCore(Engine):
@@ -61,13 +44,24 @@ class SimCore(Engine):
         self._job_of: dict[str, Job] = {}
         self._events: list[Event] = []
         self._stats = Stats()
+        #: How many times each job has started (the attempt number observers and events carry).
+        self._runs: dict[str, int] = {}
         self._ids = random.Random(f"sim-job-ids:{seed}")
 
     # -- jobs ---------------------------------------------------------------------------------------
     def register(self, job: Job) -> None:
         """Make `job` enqueueable by name; a later registration under the same name replaces it."""
         if not isinstance(job, Job):
-            raise ConfigurationError(f"register() takes a Job (declare it with @job), not {job!r}")
+            kind = job_kind(job)
+            where = (
+                f"; it runs on the {kind} engine (--engine {kind}, engine={kind!r})"
+                if kind in ("dramatiq", "celery")
+                else "; a plain function runs on the rq engine (--engine rq, engine='rq')" if kind == "function" else ""
+            )
+            raise ConfigurationError(
+                f"the {self.name} engine runs harness jobs only (declare them with @harness.job), not "
+                f"{describe(job)}{where}"
+            )
         self._registry[job.name] = job
 
     def _resolve(self, job: Job | str) -> Job:
@@ -83,6 +77,9 @@ class SimCore(Engine):
                 "first or enqueue the Job object itself"
             )
         return found
+
+    def retry_policy(self, job: Job | str, options: Mapping[str, Any] | None = None) -> RetryPolicy:
+        return super().retry_policy(self._resolve(job) if isinstance(job, str) else job, options)
 
     def _new_record(self, job: Job, args: Sequence[Any], run_at: float | None) -> JobRecord:
         checked = check_json_args(job.name, args)
@@ -125,10 +122,12 @@ class SimCore(Engine):
     def _attempt(self, record: JobRecord, job: Job) -> BaseException | None:
         """Observers, then server middleware (outermost first) around the job; the exception, if any.
 
-        KeyboardInterrupt and SystemExit propagate: they stop the harness, not the job.
+        KeyboardInterrupt and SystemExit propagate: they stop the harness, not the job. So does an error
+        raised by an observer, and a `HarnessError` leaving the job: the harness's, not the job's.
         """
         hooks = self.hooks
-        attempt = record.attempt
+        # The run number: a redelivered job (its worker crashed) runs again with no retry counted.
+        attempt = self._runs[record.id] = self._runs.get(record.id, 0) + 1
         started = self.clock.time()
         self._log(EventKind.STARTED, record, attempt, queue=record.queue)
         for observer in hooks.observers:
@@ -142,6 +141,12 @@ class SimCore(Engine):
         try:
             chain()
         except (KeyboardInterrupt, SystemExit):
+            raise
+        except HarnessError as exc:
+            # The harness's own error (an enqueue it refuses, say), not the job's failure: the observers
+            # hear that the attempt ended, then it leaves `step()`, as an observer's own error does.
+            for observer in hooks.observers:
+                observer.attempt_finished(record, attempt, exc)
             raise
         except BaseException as exc:
             error = exc
@@ -159,7 +164,7 @@ class SimCore(Engine):
                 kind,
                 record.id,
                 record.job,
-                record.attempt if attempt is None else attempt,
+                self._runs.get(record.id, record.attempt) if attempt is None else attempt,
                 detail,
             )
         )
@@ -215,6 +220,7 @@ class SimCore(Engine):
 
     def _reset_core(self) -> None:
         self._job_of.clear()
+        self._runs.clear()
         self._events = []
         self._stats = Stats()
         self._ids.seed(f"sim-job-ids:{self.seed}")

@@ -17,7 +17,7 @@ import contextvars
 import enum
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal, TypeAlias
@@ -36,6 +36,7 @@ __all__ = [
     "JobOptions",
     "JobRecord",
     "RetryDecision",
+    "RetryPolicy",
     "Stats",
     "check_json_args",
     "current_engine",
@@ -88,6 +89,38 @@ class JobOptions:
         if self.retry is False:
             return None
         return int(self.retry)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """A registered job's retry settings, as its engine reads them from its own settings.
+
+    - `max_retries`: how many times a failed job is retried (N retries: N+1 runs); 0 when a failure is
+      never retried (Sidekiq's `retry=0` and `retry=False`, an RQ job enqueued without `Retry`).
+    - `dead`: whether a job that failed for good is kept where the engine keeps failed jobs (Sidekiq's
+      dead set, Dramatiq's dead-letter queue, RQ's `FailedJobRegistry`, Celery's FAILURE results);
+      False for `retry=False` and `dead=False`.
+    - `retry_on`: the exception classes the engine retries (Celery: `autoretry_for`, empty when the task
+      retries only by calling `self.retry()`); `never_retry_on`: those it never retries (Dramatiq's
+      `throws`, Celery's `dont_autoretry_for`).
+    - `source`: where the numbers were read, in words.
+    """
+
+    max_retries: int
+    dead: bool = True
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    never_retry_on: tuple[type[BaseException], ...] = ()
+    source: str = ""
+
+    @classmethod
+    def of(cls, options: JobOptions) -> RetryPolicy:
+        """The policy of a harness job (`@job`), the same on every engine."""
+        retries = options.max_retries
+        return cls(
+            max_retries=retries or 0,
+            dead=retries is not None and options.dead,
+            source=f"@job(retry={options.retry!r}, dead={options.dead!r})",
+        )
 
 
 class Job:
@@ -222,6 +255,12 @@ class EventKind(enum.StrEnum):
     ERROR_HANDLER_CALLED = "error_handler_called"
     DEATH_HANDLER_CALLED = "death_handler_called"
     PUSHED_BACK = "pushed_back"
+    #: The worker process died mid-attempt (an injected crash); the engine's delivery decides what follows.
+    CRASHED = "crashed"
+    #: A dead worker's job went back to its queue (redelivered), with no retry counted.
+    RECOVERED = "recovered"
+    #: A dead worker's job is gone for good: nothing will run it again.
+    LOST = "lost"
 
 
 @dataclass(frozen=True)
@@ -257,13 +296,33 @@ class AttemptObserver:
 
     `attempt_started` runs before server middleware, `attempt_finished` after it, with the exception
     that escaped the attempt (None on success). Both run in the thread that runs the job.
+
+    `attempt` numbers the runs of one job: 1 for the first, then 2, 3, ... whether the run follows a
+    retry or a redelivery (a crashed worker's job run again, which counts no retry). Without
+    redeliveries it equals `record.attempt`.
     """
 
     def attempt_started(self, record: JobRecord, attempt: int) -> None:
-        """Called as an attempt begins; `attempt` is 1-based."""
+        """Called as an attempt begins; `attempt` is 1-based (the run number of this job)."""
 
     def attempt_finished(self, record: JobRecord, attempt: int, exc: BaseException | None) -> None:
         """Called as an attempt ends, whatever its outcome."""
+
+
+def caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """`exc` is a `kind`, or was raised while one was being handled (the cause chain, as Sidekiq walks it).
+
+    An injected crash stands for the death of the process: whatever a `finally` block raised after it
+    never happened in the real world, so such an exception counts as the crash.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kind):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 ErrorHandler: TypeAlias = "Callable[[BaseException, dict[str, Any]], object]"
@@ -341,6 +400,19 @@ class Engine(ABC):
         """Push a job now, in `delay` seconds or at clock time `at`; returns its id (None if a client
         middleware stopped the push). Arguments that fail `check_json_args` are refused."""
 
+    def retry_policy(self, job: Job | Any, options: Mapping[str, Any] | None = None) -> RetryPolicy:
+        """How `job` is retried on this engine, read from the engine's own settings.
+
+        A harness job's policy comes from its options; a backend that runs native jobs reads theirs
+        (a Dramatiq actor's options, a Celery task's settings, the `Retry` an RQ job is enqueued with:
+        `options` are the options `enqueue` is given, and without them the ones this engine last saw).
+        """
+        if isinstance(job, Job):
+            return RetryPolicy.of(job.options)
+        raise ConfigurationError(
+            f"the {self.name} engine reads the retry policy of harness jobs (@job) only, not {job!r}"
+        )
+
     # -- running ------------------------------------------------------------------------------------
     @abstractmethod
     def step(self) -> bool:
@@ -405,6 +477,13 @@ class Engine(ABC):
     @abstractmethod
     def reset(self) -> None:
         """Drop all jobs, sets, events and counts; keep registrations and hooks."""
+
+    def forget(self) -> list[JobRecord]:
+        """The broker loses what it holds, as a Redis restarted without persistence (or flushed, or failed
+        over to an empty replica) does: queued, scheduled and retrying jobs, and the dead set. No error is
+        raised anywhere; each lost job is logged as LOST with `cause="broker"`. A job running now is in
+        the worker's hands and goes on. Returns the jobs lost, as they were."""
+        raise NotImplementedError(f"the {self.name} engine cannot lose its broker's state")
 
     def close(self) -> None:  # noqa: B027 (a hook with nothing to release by default)
         """Release what the backend holds (connections, workers). Safe to call twice."""

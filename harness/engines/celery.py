@@ -13,7 +13,7 @@ import itertools
 import random
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +24,9 @@ from celery.exceptions import Ignore, Reject, Retry
 from celery.worker.request import Request
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, BridgedEngine, Decision, WorkerCrashed
-from harness.engines.base import Hooks, Job, JobRecord, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine
+from harness.engines._retry_rule import Decision
+from harness.engines.base import Hooks, Job, JobRecord, RetryPolicy, _current, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["CeleryEngine"]
@@ -44,8 +45,36 @@ NATIVE_SETTINGS = (
     "reject_on_worker_lost",
     "ignore_result",
 )
+#: kombu's Redis transport restores an unacknowledged message this long after its delivery.
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600.0
 _engines = itertools.count()
 _CONTROL = (Retry, Ignore, Reject)
+#: `apply_async` options the engine sets itself.
+_RESERVED_OPTIONS = frozenset({"task_id", "connection", "producer", "args", "kwargs", "link", "link_error", "shadow"})
+_publishes_routed = False
+
+
+def _route_native_publishes() -> None:
+    """Once per process: `apply_async` (and so `delay`) of a task of any other app, called while a
+    `CeleryEngine` is current (inside its `step()` or `activate()`), reaches that engine: a chain written
+    natively (`next_task.delay(order_id)`) runs on the engine under test."""
+    global _publishes_routed
+    if _publishes_routed:
+        return
+    original = Task.apply_async
+
+    def apply_async(
+        task: Task, args: Any = None, kwargs: Any = None, task_id: Any = None, producer: Any = None,
+        link: Any = None, link_error: Any = None, shadow: Any = None, **options: Any,
+    ) -> Any:
+        engine = _current.get()
+        if isinstance(engine, CeleryEngine) and task.app is not engine.app:
+            return engine._apply_native(task, args, kwargs, (link, link_error), options)
+        return original(task, args, kwargs, task_id, producer, link, link_error, shadow, **options)
+
+    # Patched on the class, once: the check above sends every other call on to the original.
+    Task.apply_async = apply_async
+    _publishes_routed = True
 
 
 class _VirtualApp(Celery):
@@ -85,17 +114,31 @@ class CeleryEngine(BridgedEngine):
     """Celery on `memory://`, one task per `step`, on a virtual clock.
 
     Harness jobs become bound tasks that call `self.retry(countdown=<Sidekiq's delay>,
-    max_retries=N)`; `register(task)` re-declares your own task on this engine's app with its own
-    settings (autoretry_for, max_retries, retry_backoff, acks_late, ...) and its own Task base class
-    (`on_failure`, `on_retry`, `on_success` overrides included).
+    max_retries=N)`, with `acks_late=True, reject_on_worker_lost=True`; `register(task)` re-declares
+    your own task on this engine's app with its own settings (autoretry_for, max_retries,
+    retry_backoff, acks_late, ...) and its own Task base class (`on_failure`, `on_retry`, `on_success`
+    overrides included).
+
+    An injected crash is the death of the worker (on Redis): an early-acknowledged task is lost; an
+    `acks_late` one is redelivered `visibility_timeout` seconds after its delivery (kombu's default,
+    an hour; 0 stands for RabbitMQ, which redelivers as the dead worker's connection closes), with no
+    retry counted.
     """
 
     name = "celery"
 
     def __init__(
-        self, *, clock: VirtualClock | None = None, seed: int = 0, hooks: Hooks | None = None
+        self,
+        *,
+        clock: VirtualClock | None = None,
+        seed: int = 0,
+        hooks: Hooks | None = None,
+        visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT_S,
     ) -> None:
         super().__init__(clock=clock, seed=seed, hooks=hooks)
+        if not isinstance(visibility_timeout, int | float) or not visibility_timeout >= 0:
+            raise ConfigurationError(f"visibility_timeout must be >= 0 seconds, not {visibility_timeout!r}")
+        self.visibility_timeout = float(visibility_timeout)
         self.bridge = Bridge(self)
         self._prefix = f"harness{next(_engines)}"
         self.app = _VirtualApp(
@@ -116,6 +159,10 @@ class CeleryEngine(BridgedEngine):
         self._queues: list[str] = []
         self._ready: dict[str, deque[Any]] = {}
         self._held: list[tuple[float, int, Any]] = []
+        #: Unacknowledged messages of a crashed worker: (redelivery time, seq, message, record).
+        self._orphans: list[tuple[float, int, Any, JobRecord]] = []
+        #: The message being executed, its task, and when it was delivered (for a crash's redelivery).
+        self._running: tuple[Any, Task, float] | None = None
         self._seq = itertools.count()
         self._eta: dict[str, float] = {}
         self._decisions: dict[str, Decision] = {}
@@ -131,6 +178,7 @@ class CeleryEngine(BridgedEngine):
         ]
         for signal, receiver in self._receivers:
             signal.connect(receiver, weak=False)
+        _route_native_publishes()
 
     def _qname(self, queue: str) -> str:
         return f"{self._prefix}.{queue}"
@@ -140,7 +188,13 @@ class CeleryEngine(BridgedEngine):
         if isinstance(job, Job):
             if job.name not in self._tasks:
                 self._jobs[job.name] = job
-                settings = {"max_retries": job.options.max_retries or 0}
+                # What a careful team sets so that a killed worker's task runs again: acknowledge after the
+                # run (kombu redelivers an unacknowledged message), and requeue when a pool child dies.
+                settings = {
+                    "max_retries": job.options.max_retries or 0,
+                    "acks_late": True,
+                    "reject_on_worker_lost": True,
+                }
                 self._declare(job.name, job.options.queue, job.fn, settings, Task, bind_user=False, job=job)
         elif isinstance(job, Task):
             job = _evaluated(job)
@@ -178,22 +232,18 @@ class CeleryEngine(BridgedEngine):
                 return engine.bridge.run_attempt(record, call)
             except _CONTROL:
                 raise
-            except BaseException as exc:
-                # Celery's tracer lets BaseException escape the worker; a crash is a failed attempt.
-                error = exc if isinstance(exc, Exception) else WorkerCrashed(exc)
+            except Exception as exc:
                 if job is None:
-                    if error is exc:
-                        raise
-                    raise error from exc
-                decision = engine.bridge.decide(job, self.request.retries, exc, record)
+                    raise
+                # The record is brought up to date first: hooks see it after the failure, as in Sidekiq.
+                count = engine.bridge.note_failure(record, exc, job.options)
+                decision = engine.bridge.decide(job, count, exc, record)
                 engine._decisions[self.request.id] = decision
                 if decision.kind == "retry":
-                    raise self.retry(
-                        exc=error, countdown=decision.delay, max_retries=job.options.max_retries
-                    ) from exc
-                if error is exc:
-                    raise
-                raise error from exc
+                    raise self.retry(exc=exc, countdown=decision.delay, max_retries=job.options.max_retries) from exc
+                raise
+            # Anything else (a worker's death or a harness error carried by the bridge, SystemExit) is a
+            # BaseException, which Celery's tracer lets leave the worker untouched: `step()` sees it.
 
         run.__name__ = name.rsplit(".", 1)[-1]
         # Shared tasks of every app land in this one when it is finalised; ours replaces the user's.
@@ -201,9 +251,7 @@ class CeleryEngine(BridgedEngine):
         task = self.app.task(run, name=name, bind=True, base=base, shared=False, **settings)
         self._tasks[name] = task
         self._task_queue[name] = queue
-        if queue not in self._queues:
-            self._queues.append(queue)
-            self._ready[queue] = deque()
+        self._serve(queue)
 
     def _resolve(self, job: Job | Task | str) -> Task:
         if isinstance(job, str):
@@ -213,15 +261,59 @@ class CeleryEngine(BridgedEngine):
         self.register(job)
         return self._tasks[job.name if isinstance(job, Job) else _evaluated(job).name]
 
+    def retry_policy(self, job: Job | Task | str, options: Mapping[str, Any] | None = None) -> RetryPolicy:
+        """A harness job's policy, or a native task's settings: `max_retries` (Celery's default 3),
+        `autoretry_for` / `dont_autoretry_for`; a failed task is kept as a FAILURE result unless its
+        results are ignored."""
+        if isinstance(job, str):
+            job = self._jobs.get(job) or self._resolve(job)
+        if isinstance(job, Job) or not isinstance(job, Task):
+            return super().retry_policy(job, options)
+        task = _evaluated(job)
+        max_retries = task.max_retries
+        if max_retries is None:
+            raise ConfigurationError(
+                f"task {task.name} retries without end (max_retries=None); give it max_retries=N to check routing"
+            )
+        autoretry = tuple(getattr(task, "autoretry_for", ()) or ())
+        kept = not task.ignore_result or bool(getattr(task, "store_errors_even_if_ignored", False))
+        how = f"autoretry_for={autoretry!r}" if autoretry else "retried only where it calls self.retry()"
+        return RetryPolicy(
+            max_retries=int(max_retries),
+            dead=kept,
+            retry_on=autoretry,
+            never_retry_on=tuple(getattr(task, "dont_autoretry_for", ()) or ()),
+            source=f"task {task.name}: max_retries={max_retries}, {how}",
+        )
+
     def enqueue(
-        self, job: Job | Task | str, *args: Any, delay: float | None = None, at: float | None = None
+        self,
+        job: Job | Task | str,
+        *args: Any,
+        delay: float | None = None,
+        at: float | None = None,
+        **options: Any,
     ) -> str | None:
+        """Push a task; `options` are `apply_async` options as production code passes them: `queue=`
+        (served by this engine too), `countdown=` / `eta=` (seconds from now / a datetime on the virtual
+        clock), and what Celery carries in the message (`priority`, `expires`, `headers`, ...)."""
         task = self._resolve(job)
+        reserved = set(options) & _RESERVED_OPTIONS
+        if reserved:
+            raise ConfigurationError(
+                f"apply_async options {sorted(reserved)} of {task.name} belong to the engine here; leave them out"
+            )
+        countdown, eta = options.pop("countdown", None), options.pop("eta", None)
+        if delay is None and countdown is not None:
+            delay = float(countdown)
+        if at is None and eta is not None:
+            at = eta.timestamp() if isinstance(eta, datetime) else float(eta)
         arguments = check_json_args(task.name, args)
         now = self.clock.time()
         when = at if at is not None else (now + delay if delay else None)
         task_id = str(uuid.UUID(int=self._ids.getrandbits(128), version=4))
-        queue = self._task_queue[task.name]
+        queue = options.pop("queue", None) or self._task_queue[task.name]
+        self._serve(queue)
         record = self.bridge.record(task_id, task.name, arguments, queue, run_at=when)
 
         def push() -> str:
@@ -232,10 +324,33 @@ class CeleryEngine(BridgedEngine):
                 eta=eta,
                 queue=self._qname(queue),
                 connection=self._connection,
+                **options,
             )
             return task_id
 
         return self.bridge.push(record, push)
+
+    def _serve(self, queue: str) -> None:
+        if queue not in self._queues:
+            self._queues.append(queue)
+            self._ready[queue] = deque()
+
+    def _apply_native(
+        self, task: Task, args: Any, kwargs: Any, links: tuple[Any, Any], options: dict[str, Any]
+    ) -> Any:
+        """`task.delay(...)` / `task.apply_async(...)` of a team's own task made while this engine is
+        current (a chain written natively): the task is published here, re-declared on this engine's
+        app, instead of on the team's broker."""
+        name = _evaluated(task).name
+        if kwargs:
+            raise ConfigurationError(
+                f"{name} was sent keyword arguments {sorted(kwargs)}; the harness's engines carry positional "
+                "arguments only: pass them positionally"
+            )
+        if any(links):
+            raise ConfigurationError(f"{name} was sent with link/link_error callbacks, which this engine does not run")
+        task_id = self.enqueue(task, *(args or ()), **options)
+        return None if task_id is None else self.app.AsyncResult(task_id)
 
     # -- signals -----------------------------------------------------------------------------------------
     def _mine(self, sender: Any) -> bool:
@@ -254,7 +369,7 @@ class CeleryEngine(BridgedEngine):
             return
         record = self._record_for(request.id)
         exc = getattr(reason, "exc", None) or reason
-        self.bridge.failed(record, _unwrap(exc))
+        self.bridge.failed(record, exc)
         self.bridge.retry_scheduled(record, self._eta.pop(request.id, self.clock.time()))
 
     def _on_failure(
@@ -263,7 +378,7 @@ class CeleryEngine(BridgedEngine):
         if not self._mine(sender) or task_id is None or exception is None:
             return
         record = self._record_for(task_id)
-        exc = _unwrap(exception)
+        exc = exception
         self.bridge.failed(record, exc)
         decision = self._decisions.pop(task_id, None)
         if decision is None or decision.kind == "dead":
@@ -297,18 +412,40 @@ class CeleryEngine(BridgedEngine):
 
     def step(self) -> bool:
         self._pull()
+        self._release_orphans()
         self._release_due()
         for queue in self._queues:
             if self._ready[queue]:
                 message = self._ready[queue].popleft()
                 # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
-                with self.activate():
+                with self.activate(), self.bridge.unwinding(self._crashed):
                     self._execute(message)
                 return True
         return False
 
+    def _crashed(self, record: JobRecord, crash: BaseException) -> None:
+        """The worker died mid-task. Early acknowledgement (Celery's default) acked the message as the
+        task started: it is lost. With `acks_late` it was still unacknowledged, and the Redis transport
+        restores it `visibility_timeout` after its delivery: the same message, no retry counted."""
+        assert self._running is not None
+        message, task, delivered_at = self._running
+        self.bridge.crashed(record, crash)
+        if not task.acks_late:
+            self.bridge.lost(record)
+            return
+        self._orphans.append((delivered_at + self.visibility_timeout, next(self._seq), message, record))
+        self._orphans.sort(key=lambda orphan: orphan[:2])
+
+    def _release_orphans(self) -> None:
+        now = self.clock.time()
+        while self._orphans and self._orphans[0][0] <= now:
+            _, _, message, record = self._orphans.pop(0)
+            self._ready.setdefault(record.queue, deque()).append(message)
+            self.bridge.recovered(record)
+
     def _execute(self, message: Any) -> None:
         task = self.app.tasks[message.headers["task"]]
+        self._running = (message, task, self.clock.time())
         request = Request(
             message,
             app=self.app,
@@ -323,7 +460,8 @@ class CeleryEngine(BridgedEngine):
 
     def next_due(self) -> float | None:
         self._pull()
-        return self._held[0][0] if self._held else None
+        due = [pending[0][0] for pending in (self._held, self._orphans) if pending]
+        return min(due) if due else None
 
     # -- inspecting --------------------------------------------------------------------------------------
     def _snapshot(self, task_id: str, run_at: float | None = None) -> JobRecord:
@@ -353,11 +491,24 @@ class CeleryEngine(BridgedEngine):
         failed = [i for i in self._dead_ids if self.app.AsyncResult(i).state == "FAILURE"]
         return [self._snapshot(task_id) for task_id in reversed(failed)]
 
+    def forget(self) -> list[JobRecord]:
+        lost = [*self.queued(), *self.scheduled(), *self.retries(), *(orphan[3] for orphan in self._orphans)]
+        self._pull()
+        for queue in self._queues:
+            self._ready[queue].clear()
+        self._held.clear()
+        self._orphans.clear()  # unacknowledged messages wait in the broker too (Redis' unacked hash)
+        self._eta.clear()
+        for record in lost:
+            self.bridge.lost(record, cause="broker")
+        return lost
+
     def reset(self) -> None:
         self._pull()
         for queue in self._queues:
             self._ready[queue].clear()
         self._held.clear()
+        self._orphans.clear()
         self.app.backend._data.clear()
         self._dead_ids.clear()
         self._eta.clear()
@@ -370,10 +521,6 @@ class CeleryEngine(BridgedEngine):
             signal.disconnect(receiver)
         self._receivers = []
         self._connection.release()
-
-
-def _unwrap(exc: BaseException) -> BaseException:
-    return exc.crash if isinstance(exc, WorkerCrashed) else exc
 
 
 def _evaluated(task: Task) -> Task:

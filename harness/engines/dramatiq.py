@@ -12,8 +12,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from queue import Empty, PriorityQueue
 from typing import Any
 
@@ -26,8 +27,9 @@ from dramatiq.middleware import Middleware, Retries, default_middleware
 from dramatiq.middleware.time_limit import TimeLimit
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, BridgedEngine, Decision
-from harness.engines.base import Hooks, Job, JobRecord, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine, is_unwinding
+from harness.engines._retry_rule import Decision
+from harness.engines.base import Hooks, Job, JobRecord, RetryPolicy, _current, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["DramatiqEngine"]
@@ -38,13 +40,39 @@ _MODULES_WITH_CLOCK = (
     "dramatiq.brokers.redis",
     "dramatiq.middleware.age_limit",
 )
+#: Dramatiq's RedisBroker default: a worker silent this long is dead, and its unacked messages requeued.
+DEFAULT_HEARTBEAT_TIMEOUT_MS = 60_000
 _clocks = threading.local()
 _installed = False
+_sends_routed = False
 
 
 def _millis() -> int:
     clock = getattr(_clocks, "current", None)
     return int(clock.time() * 1000) if clock is not None else int(time.time() * 1000)
+
+
+def _route_native_sends() -> None:
+    """Once per process: `send` / `send_with_options` of an actor declared on any other broker, made
+    while a `DramatiqEngine` is current (inside its `step()` or `activate()`), reaches that engine: a
+    chain written natively (`next_actor.send(order_id)`) runs on the engine under test."""
+    global _sends_routed
+    if _sends_routed:
+        return
+    original = dramatiq.Actor.send_with_options
+
+    def send_with_options(
+        actor: Any, *, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None, delay: Any = None,
+        **options: Any,
+    ) -> Any:
+        engine = _current.get()
+        if isinstance(engine, DramatiqEngine) and actor.broker is not engine.broker:
+            return engine._send_native(actor, args, kwargs, delay, options)
+        return original(actor, args=args, kwargs=kwargs, delay=delay, **options)
+
+    # Patched on the class, once: the check above sends every other call on to the original.
+    dramatiq.Actor.send_with_options = send_with_options  # type: ignore[method-assign,assignment]
+    _sends_routed = True
 
 
 def _install_clock() -> None:
@@ -66,6 +94,19 @@ def _install_clock() -> None:
 
 class _Dead(Exception):
     """Raised by a harness job's wrapper when Sidekiq would kill it: Dramatiq dead-letters it at once."""
+
+
+class _Escaper(Middleware):
+    """The last middleware, so the first Dramatiq tells of a processed message: a harness error that
+    escaped the attempt, or the death of the worker, leaves the worker here, before `Retries` or
+    callbacks could route it."""
+
+    def after_process_message(
+        self, broker: Any, message: Any, *, result: Any = None, exception: BaseException | None = None
+    ) -> None:
+        if is_unwinding(exception):
+            assert exception is not None
+            raise exception
 
 
 class _Observe(Middleware):
@@ -114,6 +155,9 @@ class DramatiqEngine(BridgedEngine):
     Register harness jobs (`@job`) or your own actors (`register(actor)`: the actor is re-declared on
     this engine's broker under the same name, with its own options: max_retries, min_backoff,
     max_backoff, retry_when, throws, on_failure, on_retry_exhausted).
+
+    An injected crash is the death of the worker: its unacked message is redelivered
+    `heartbeat_timeout_ms` later (Dramatiq's Redis broker default, 60 s), with no retry counted.
     """
 
     name = "dramatiq"
@@ -125,14 +169,21 @@ class DramatiqEngine(BridgedEngine):
         seed: int = 0,
         hooks: Hooks | None = None,
         middleware: list[Middleware] | None = None,
+        heartbeat_timeout_ms: int = DEFAULT_HEARTBEAT_TIMEOUT_MS,
     ) -> None:
         super().__init__(clock=clock, seed=seed, hooks=hooks)
+        timeout = heartbeat_timeout_ms
+        if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 0:
+            raise ConfigurationError(f"heartbeat_timeout_ms must be a non-negative int, not {heartbeat_timeout_ms!r}")
+        self.heartbeat_timeout_ms = heartbeat_timeout_ms
         _install_clock()
+        _route_native_sends()
         self.bridge = Bridge(self)
         if middleware is None:
             middleware = [m() for m in default_middleware if m is not TimeLimit]
         self.broker = StubBroker(middleware=middleware)
         self.broker.add_middleware(_Observe(self), before=Retries)
+        self.broker.add_middleware(_Escaper())
         self._actors: dict[str, dramatiq.Actor] = {}
         self._jobs: dict[str, Job] = {}
         self._queues: list[str] = []
@@ -140,6 +191,9 @@ class DramatiqEngine(BridgedEngine):
         self._outcomes: dict[str, tuple[BaseException, Decision]] = {}
         self._retry_eta: dict[str, float] = {}
         self._dying: dict[str, BaseException] = {}
+        #: Messages a crashed worker held unacked: (redelivery time, seq, message, record).
+        self._orphans: list[tuple[float, int, Message[Any], JobRecord]] = []
+        self._seq = 0
         self._ids = random.Random(seed ^ 0x1D5)
         self._build_consumers()
 
@@ -183,9 +237,28 @@ class DramatiqEngine(BridgedEngine):
                 thread.handle_message(message)
             thread.handle_delayed_messages()
 
+    def _crashed(self, record: JobRecord, crash: BaseException) -> None:
+        """The worker died mid-message. Dramatiq acks only after processing, so the message sat in the
+        dead worker's ack set; the Redis broker's maintenance puts it back on its queue once that
+        worker's heartbeat is `heartbeat_timeout_ms` old. The same message: no retry is counted."""
+        self.bridge.crashed(record, crash)
+        self._seq += 1
+        due = self.clock.time() + self.heartbeat_timeout_ms / 1000
+        self._orphans.append((due, self._seq, self._message._message, record))
+        self._orphans.sort(key=lambda orphan: orphan[:2])
+
+    def _release_orphans(self) -> None:
+        now = self.clock.time()
+        while self._orphans and self._orphans[0][0] <= now:
+            _, _, message, record = self._orphans.pop(0)
+            # Straight onto the queue, as the broker's maintenance script moves it: no enqueue hooks.
+            self.broker.queues[message.queue_name].put(message.encode())
+            self.bridge.recovered(record)
+
     def step(self) -> bool:
         # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
-        with self.activate(), self._virtual():
+        with self.activate(), self._virtual(), self.bridge.unwinding(self._crashed):
+            self._release_orphans()
             self._pull_delayed()
             for queue in self._queues:
                 message = next(_consumer(self._consumers[queue]))
@@ -201,8 +274,10 @@ class DramatiqEngine(BridgedEngine):
     def next_due(self) -> float | None:
         with self._virtual():
             self._pull_delayed()
-        etas = [item.priority for item in self._delayed_items()]
-        return min(etas) / 1000 if etas else None
+        due = [item.priority / 1000 for item in self._delayed_items()]
+        if self._orphans:
+            due.append(self._orphans[0][0])
+        return min(due) if due else None
 
     def _delayed_items(self) -> list[Any]:
         return [item for q in self._queues for item in list(self._consumers[dq_name(q)].delay_queue.queue)]
@@ -254,9 +329,10 @@ class DramatiqEngine(BridgedEngine):
             try:
                 return engine.bridge.run_attempt(record, lambda: fn(*args, **kwargs))
             except BaseException as exc:
-                if job is None:
+                if job is None or is_unwinding(exc):
                     raise  # a native actor: Dramatiq's middleware decides, with the actor's options
-                count = 0 if record.retry_count is None else record.retry_count + 1
+                # The record is brought up to date first: hooks see it after the failure, as in Sidekiq.
+                count = engine.bridge.note_failure(record, exc, job.options)
                 decision = engine.bridge.decide(job, count, exc, record)
                 engine._outcomes[message.message_id] = (exc, decision)
                 if decision.kind == "retry":
@@ -269,6 +345,38 @@ class DramatiqEngine(BridgedEngine):
         run.__name__ = getattr(fn, "__name__", "job")
         return run
 
+    def retry_policy(self, job: Job | str | Any, options: Mapping[str, Any] | None = None) -> RetryPolicy:
+        """A harness job's policy, or a native actor's as Dramatiq's `Retries` middleware reads it: the
+        actor's `max_retries` (else the middleware's, 20 by default) and `throws`; failed messages go to
+        the dead-letter queue."""
+        if isinstance(job, str):
+            job = self._jobs.get(job) or self._resolve(job)[0]
+        if isinstance(job, Job) or not isinstance(job, dramatiq.Actor):
+            return super().retry_policy(job, options)
+        retries = next((m for m in self.broker.middleware if isinstance(m, Retries)), None)
+        name = job.actor_name
+        if retries is None:
+            return RetryPolicy(0, source=f"actor {name}: no Retries middleware on this engine")
+        actor_options = {**job.options, **(options or {})}
+        if actor_options.get("retry_when", retries.retry_when) is not None:
+            raise ConfigurationError(
+                f"actor {name} decides its retries with retry_when, which gives no number of retries to "
+                "check routing against; give it max_retries=N (and throws=(...) for permanent errors)"
+            )
+        max_retries = actor_options.get("max_retries", retries.max_retries)
+        if max_retries is None:
+            raise ConfigurationError(
+                f"actor {name} retries without end (max_retries=None); give it max_retries=N to check routing"
+            )
+        throws = actor_options.get("throws") or ()
+        return RetryPolicy(
+            max_retries=int(max_retries),
+            dead=True,
+            never_retry_on=tuple(throws) if isinstance(throws, tuple | list) else (throws,),
+            source=f"actor {name}: max_retries={max_retries}"
+            + ("" if "max_retries" in actor_options else " (the Retries middleware's default)"),
+        )
+
     def _resolve(self, job: Job | str | Any) -> tuple[dramatiq.Actor, str]:
         if isinstance(job, str):
             if job not in self._actors:
@@ -279,9 +387,28 @@ class DramatiqEngine(BridgedEngine):
         return self._actors[name], name
 
     def enqueue(
-        self, job: Job | str | Any, *args: Any, delay: float | None = None, at: float | None = None
+        self,
+        job: Job | str | Any,
+        *args: Any,
+        delay: float | None = None,
+        at: float | None = None,
+        **options: Any,
     ) -> str | None:
+        """Push a job; `options` are Dramatiq message options (what `actor.send_with_options` takes:
+        `max_retries`, `on_failure`, ...), each declared by a middleware of this engine."""
+        message = self._push_message(job, args, delay, at, options)
+        return None if message is None else message.message_id
+
+    def _push_message(
+        self, job: Job | str | Any, args: Sequence[Any], delay: float | None, at: float | None, options: dict[str, Any]
+    ) -> Message[Any] | None:
         actor, name = self._resolve(job)
+        unknown = set(options) - set(self.broker.actor_options)
+        if unknown:
+            raise ConfigurationError(
+                f"message options {sorted(unknown)} for {name} are declared by no middleware of this engine; "
+                f"known: {sorted(self.broker.actor_options)}"
+            )
         arguments = check_json_args(name, args)
         now = self.clock.time()
         when = at if at is not None else (now + delay if delay else None)
@@ -290,7 +417,7 @@ class DramatiqEngine(BridgedEngine):
             actor_name=name,
             args=tuple(arguments),
             kwargs={},
-            options={},
+            options=dict(options),
             message_id=str(uuid.UUID(int=self._ids.getrandbits(128), version=4)),
             message_timestamp=int(now * 1000),
         )
@@ -302,7 +429,22 @@ class DramatiqEngine(BridgedEngine):
                 self.broker.enqueue(message, delay=millis)
             return message.message_id
 
-        return self.bridge.push(record, push)
+        return message if self.bridge.push(record, push) is not None else None
+
+    def _send_native(
+        self, actor: Any, args: Sequence[Any], kwargs: dict[str, Any] | None, delay: Any, options: dict[str, Any]
+    ) -> Message[Any] | None:
+        """`actor.send(...)` made while this engine is current (a chain written natively): the message
+        comes here, to the actor re-declared on this engine's broker, instead of the team's broker."""
+        if kwargs:
+            raise ConfigurationError(
+                f"{actor.actor_name} was sent keyword arguments {sorted(kwargs)}; the harness's engines "
+                "carry positional arguments only: send them positionally"
+            )
+        if isinstance(delay, timedelta):
+            delay = delay.total_seconds() * 1000
+        seconds = None if delay is None else delay / 1000
+        return self._push_message(actor, args, seconds, None, options)
 
     def _record_for(self, message: Any) -> JobRecord:
         return self.bridge.record(
@@ -344,7 +486,17 @@ class DramatiqEngine(BridgedEngine):
     def dead(self) -> list[JobRecord]:
         return [self._snapshot(message) for message in reversed(self.broker.dead_letters)]
 
-    def reset(self) -> None:
+    def forget(self) -> list[JobRecord]:
+        lost = [*self.queued(), *self.scheduled(), *self.retries(), *(orphan[3] for orphan in self._orphans)]
+        self._flush_broker()
+        self._orphans.clear()  # a dead worker's unacknowledged messages are in Redis too
+        for record in lost:
+            self.bridge.lost(record, cause="broker")
+        return lost
+
+    def _flush_broker(self) -> None:
+        """Every queue, delay queue and dead letter gone, including what consumers had pulled into their
+        delay queues."""
         self.broker.flush_all()
         for thread in self._consumers.values():
             while True:
@@ -352,10 +504,15 @@ class DramatiqEngine(BridgedEngine):
                     thread.delay_queue.get_nowait()
                 except Empty:
                     break
+
+    def reset(self) -> None:
+        self._flush_broker()
         self._build_consumers()
         self._outcomes.clear()
         self._retry_eta.clear()
         self._dying.clear()
+        self._orphans.clear()
+        self._seq = 0
         self._ids = random.Random(self.seed ^ 0x1D5)
         self.bridge.reset()
 

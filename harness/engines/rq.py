@@ -8,25 +8,29 @@ The harness runs one job per `step`, in-process, with RQ's clock (`rq.utils.now`
 
 from __future__ import annotations
 
+import inspect
 import random
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import fakeredis
+import rq
 import time_machine
 from rq import Queue, SimpleWorker
+from rq.exceptions import AbandonedJobError
 from rq.job import Job as RQJob
 from rq.job import JobStatus, Retry
-from rq.registry import FailedJobRegistry, ScheduledJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry, StartedJobRegistry
 from rq.scheduler import RQScheduler
 from rq.timeouts import BaseDeathPenalty
 
 from harness.clock import VirtualClock
-from harness.engines._bridge import Bridge, BridgedEngine, Decision
-from harness.engines.base import Hooks, Job, JobRecord, check_json_args
+from harness.engines._bridge import Bridge, BridgedEngine, is_unwinding
+from harness.engines._retry_rule import Decision
+from harness.engines.base import Hooks, Job, JobRecord, RetryPolicy, _current, check_json_args
 from harness.errors import ConfigurationError
 
 __all__ = ["RQEngine"]
@@ -47,6 +51,61 @@ NATIVE_OPTIONS = frozenset(
 )
 
 
+#: `Queue.enqueue_call` parameters that carry RQ options, and the `enqueue` option each becomes here.
+_CALL_OPTIONS = {
+    "timeout": "job_timeout",
+    "result_ttl": "result_ttl",
+    "failure_ttl": "failure_ttl",
+    "description": "description",
+    "meta": "meta",
+    "retry": "retry",
+    "on_success": "on_success",
+    "on_failure": "on_failure",
+    "on_stopped": "on_stopped",
+}
+#: What `Queue.parse_args` returns in RQ 3.x, in order (`enqueue_at` gives it no names).
+_PARSED = (
+    "func", "timeout", "description", "result_ttl", "ttl", "failure_ttl", "depends_on", "job_id", "at_front",
+    "meta", "retry", "repeat", "on_success", "on_failure", "on_stopped", "rate_limit", "pipeline", "unique",
+    "args", "kwargs", "webhooks",
+)
+_enqueues_routed = False
+
+
+def _route_native_enqueues() -> None:
+    """Once per process: `Queue.enqueue` / `enqueue_call` / `enqueue_at` / `enqueue_in` on a queue of any
+    other connection, called while an `RQEngine` is current (inside its `step()` or `activate()`), reaches
+    that engine: a chain written natively (`Queue("high", connection=redis).enqueue(next_job, ...)`) runs
+    on the engine under test, in the queue of that name."""
+    global _enqueues_routed
+    if _enqueues_routed:
+        return
+    call_signature = inspect.signature(Queue.enqueue_call)
+    original_call, original_at = Queue.enqueue_call, Queue.enqueue_at
+
+    def enqueue_call(queue: Queue, *args: Any, **kwargs: Any) -> Any:
+        engine = _current.get()
+        if isinstance(engine, RQEngine) and queue.connection is not engine.connection:
+            bound = call_signature.bind(queue, *args, **kwargs).arguments
+            return engine._enqueue_native(queue.name, bound, None)
+        return original_call(queue, *args, **kwargs)
+
+    def enqueue_at(queue: Queue, when: datetime, f: Any, *args: Any, **kwargs: Any) -> Any:
+        engine = _current.get()
+        if isinstance(engine, RQEngine) and queue.connection is not engine.connection:
+            parsed = Queue.parse_args(f, *args, **kwargs)
+            if len(parsed) != len(_PARSED):
+                raise ConfigurationError(f"enqueue_at of RQ {rq.__version__} cannot be routed to the harness")
+            return engine._enqueue_native(queue.name, dict(zip(_PARSED, parsed, strict=True)), when.timestamp())
+        return original_at(queue, when, f, *args, **kwargs)
+
+    # Patched on the class, once: the checks above send every other call on to the originals (enqueue and
+    # enqueue_in go through these two).
+    Queue.enqueue_call = enqueue_call  # type: ignore[method-assign,assignment]
+    Queue.enqueue_at = enqueue_at  # type: ignore[method-assign,assignment]
+    _enqueues_routed = True
+
+
 class _NoDeathPenalty(BaseDeathPenalty):
     """Job timeouts use SIGALRM or a timer thread; a deterministic run has neither."""
 
@@ -65,6 +124,9 @@ class RQEngine(BridgedEngine):
     `exception_handlers` are RQ worker exception handlers `(job, exc_type, exc, tb)`, run after ours.
     `queues` is the worker's queue list, in priority order, as in `rq worker high default`: RQ's worker
     takes from the first non-empty one. Queues it does not name follow, in the order they first got a job.
+
+    An injected crash is the death of the worker: the job is abandoned in StartedJobRegistry and RQ's
+    own cleanup, once its heartbeat expired, retries it (if it has retries left) or fails it.
     """
 
     name = "rq"
@@ -90,10 +152,15 @@ class RQEngine(BridgedEngine):
         self._queues: dict[str, Queue] = {}
         self._decisions: dict[str, Decision] = {}
         self._last_exc: dict[str, BaseException] = {}
+        #: The RQ options each function was last enqueued with (its `Retry` lives on the enqueued job).
+        self._enqueued_with: dict[str, dict[str, Any]] = {}
+        #: Jobs a crashed worker left in StartedJobRegistry (job id -> queue), until RQ's cleanup.
+        self._abandoned: dict[str, str] = {}
         self._ids = random.Random(seed ^ 0x52)
         self._user_handlers = list(exception_handlers or [])
         self.job_class = _job_class(self)
         self._worker: SimpleWorker | None = None
+        _route_native_enqueues()
         for name in queues:
             self._queue(name)
 
@@ -142,7 +209,7 @@ class RQEngine(BridgedEngine):
             job = self._jobs.get(job, self._functions[job])
         self.register(job)
         if isinstance(job, Job):
-            name, queue_name = job.name, job.options.queue
+            name, queue_name = job.name, queue or job.options.queue
             retries = job.options.max_retries
             if retries:
                 native.setdefault("retry", Retry(max=retries))
@@ -154,6 +221,7 @@ class RQEngine(BridgedEngine):
         job_id = uuid.UUID(int=self._ids.getrandbits(128), version=4).hex
         record = self.bridge.record(job_id, name, arguments, queue_name, run_at=when)
         native.setdefault("failure_ttl", 10 * 365 * 86400)  # the dead set outlives any virtual run
+        self._enqueued_with[name] = dict(native)
 
         def push() -> str:
             with self._virtual():
@@ -166,6 +234,48 @@ class RQEngine(BridgedEngine):
             return job_id
 
         return self.bridge.push(record, push)
+
+    def _enqueue_native(self, queue: str, call: dict[str, Any], at: float | None) -> Any:
+        """A team's own `Queue.enqueue...` made while this engine is current: the job is enqueued here,
+        in the queue of that name, with the RQ options it was given."""
+        func = call["func"]
+        if isinstance(func, str) and func not in self._functions:
+            from rq.utils import import_attribute
+
+            func = import_attribute(func)
+        name = func if isinstance(func, str) else _func_name(func)
+        if call.get("kwargs"):
+            raise ConfigurationError(
+                f"{name} was enqueued with keyword arguments {sorted(call['kwargs'])}; the harness's engines "
+                "carry positional arguments only: pass them positionally"
+            )
+        unsupported = sorted(k for k in ("ttl", "depends_on", "job_id", "repeat", "rate_limit", "pipeline", "webhooks")
+                             if call.get(k)) + (["at_front"] if call.get("at_front") else [])
+        if unsupported:
+            raise ConfigurationError(f"{name} was enqueued with {unsupported}, which the rq engine does not model")
+        native = {ours: call[theirs] for theirs, ours in _CALL_OPTIONS.items() if call.get(theirs) is not None}
+        job_id = self.enqueue(func, *(call.get("args") or ()), at=at, queue=queue, **native)
+        if job_id is None:
+            return None
+        with self._virtual():
+            return self.job_class.fetch(job_id, connection=self.connection)
+
+    def retry_policy(
+        self, job: Job | str | Callable[..., Any], options: Mapping[str, Any] | None = None
+    ) -> RetryPolicy:
+        """A harness job's policy, or a native function's: the `Retry(max=N)` it is enqueued with
+        (`options`, else the options it was last enqueued with here); without one RQ fails it at once.
+        Failed jobs are kept in `FailedJobRegistry`."""
+        if isinstance(job, str):
+            job = self._jobs.get(job) or self._functions.get(job) or job
+        if isinstance(job, Job) or not callable(job):
+            return super().retry_policy(job, options)
+        name = _func_name(job)
+        given = options if options is not None else self._enqueued_with.get(name, {})
+        retry = given.get("retry")
+        if retry is None:
+            return RetryPolicy(0, source=f"{name} enqueued without Retry: RQ fails it at once")
+        return RetryPolicy(max_retries=int(retry.max), source=f"{name} enqueued with Retry(max={retry.max})")
 
     # -- running -----------------------------------------------------------------------------------------
     def _get_worker(self) -> SimpleWorker:
@@ -184,12 +294,46 @@ class RQEngine(BridgedEngine):
         scheduler.prepare_registries(list(self._queues))
         scheduler.enqueue_scheduled_jobs()
 
+    def _crashed(self, record: JobRecord, crash: BaseException) -> None:
+        """The worker died mid-job: the job stays in StartedJobRegistry, STARTED, until its heartbeat
+        expires (RQ's TTL: 60 s past the monitoring interval); then RQ's own cleanup treats it as
+        abandoned (`AbandonedJobError` to the failure callback and exception handlers; retried if it
+        has retries left, else failed). The attempt is counted when that cleanup reports it."""
+        self.bridge.crashed(record, crash, counted=False)
+        self._abandoned[record.id] = record.queue
+        self._worker = None  # that worker is dead; the next step starts a fresh one
+
+    def _abandoned_due(self) -> float | None:
+        scores = []
+        for name in set(self._abandoned.values()):
+            key = StartedJobRegistry(name, connection=self.connection).key
+            scores += [score for _, score in self.connection.zrange(key, 0, 0, withscores=True)]
+        return min(scores) if scores else None
+
+    def _clean_abandoned(self) -> None:
+        """RQ's maintenance on the expired StartedJobRegistry entries (a live worker runs it every
+        10 minutes; here at the expiry itself), then the fate of each abandoned job told to the bridge."""
+        now = self.clock.time()
+        handlers = [self._on_exception, *self._user_handlers]
+        for name in sorted(set(self._abandoned.values())):
+            StartedJobRegistry(
+                name, connection=self.connection, job_class=self.job_class, death_penalty_class=_NoDeathPenalty
+            ).cleanup(timestamp=now, exception_handlers=handlers)
+        for job_id in list(self._abandoned):
+            job = self.job_class.fetch(job_id, connection=self.connection)
+            if job.get_status(refresh=True) != JobStatus.STARTED:
+                del self._abandoned[job_id]
+                self._after_failure(job, AbandonedJobError())
+
     def step(self) -> bool:
         if not self._queues:
             return False
         # Jobs that enqueue jobs reach this engine, as in Sidekiq, whoever called step().
-        with self.activate(), self._virtual():
-            due = self.next_due()
+        with self.activate(), self._virtual(), self.bridge.unwinding(self._crashed):
+            abandoned = self._abandoned_due()
+            if abandoned is not None and abandoned <= self.clock.time():
+                self._clean_abandoned()
+            due = self._scheduled_due()
             if due is not None and due <= self.clock.time():
                 self._release_due()
             # Each of RQ's work() calls registers a worker and tears it down: skip it when idle.
@@ -197,7 +341,7 @@ class RQEngine(BridgedEngine):
                 return False
             return self._get_worker().work(burst=True, max_jobs=1, logging_level="WARNING")
 
-    def next_due(self) -> float | None:
+    def _scheduled_due(self) -> float | None:
         scores = []
         for name in self._queues:
             first = self.connection.zrange(
@@ -206,13 +350,17 @@ class RQEngine(BridgedEngine):
             scores += [score for _, score in first]
         return min(scores) if scores else None
 
+    def next_due(self) -> float | None:
+        due = [t for t in (self._scheduled_due(), self._abandoned_due()) if t is not None]
+        return min(due) if due else None
+
     def _on_exception(self, job: RQJob, exc_type: Any, exc: BaseException, tb: Any) -> bool:
         """First of RQ's exception handlers: report the failure, and route a harness job."""
         record = self._record_for(job)
-        self.bridge.failed(record, exc)
         harness_job = self._jobs.get(job.func_name or "")
+        self.bridge.failed(record, exc, harness_job.options if harness_job is not None else None)
         if harness_job is not None:
-            decision = self.bridge.decide(harness_job, record.retry_count or 0, exc, record)
+            decision = self.bridge.decide(harness_job, record.retry_count, exc, record)
             self._decisions[job.id] = decision
             if decision.kind == "retry":
                 # RQ reads the next interval from this list when it calls Job.retry right after us.
@@ -287,9 +435,19 @@ class RQEngine(BridgedEngine):
         records = [self._snapshot(job_id) for _, job_id in sorted(entries, reverse=True)]
         return [r for r in records if r is not None]
 
+    def forget(self) -> list[JobRecord]:
+        with self._virtual():
+            lost = [*self.queued(), *self.scheduled(), *self.retries()]
+            # RQ keeps everything in Redis: queues, registries, the jobs' own hashes.
+            self.connection.flushdb()
+        for record in lost:
+            self.bridge.lost(record, cause="broker")
+        return lost
+
     def reset(self) -> None:
         self.connection.flushdb()
         self._decisions.clear()
+        self._abandoned.clear()
         self._ids = random.Random(self.seed ^ 0x52)
         self._worker = None
         self.bridge.reset()
@@ -335,6 +493,13 @@ def _worker_class(engine: RQEngine) -> type[SimpleWorker]:
             exc = engine._last_exc.pop(job.id, None)
             super().handle_job_failure(job, queue, *args, **kwargs)
             engine._after_failure(job, exc)
+
+        def _finalize_failure(self, job: RQJob, queue: Queue, execution: Any, exc_info: Any) -> None:
+            # RQ's failure path (callbacks, handlers, retry, FailedJobRegistry), skipped for a harness
+            # error that escaped the attempt: it is not the job's failure, and `step()` raises it.
+            if is_unwinding(exc_info[1]):
+                return
+            super()._finalize_failure(job, queue, execution, exc_info)
 
         def handle_exception(self, job: RQJob, *exc_info: Any) -> None:
             engine._last_exc[job.id] = exc_info[1]

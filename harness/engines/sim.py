@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import heapq
 import logging
-import math
 import random
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
@@ -20,13 +19,23 @@ from functools import partial
 from typing import Any, Literal
 
 from harness.clock import VirtualClock
-from harness.engines._sim_core import MAX_ERROR_MESSAGE, SimCore, default_retry_delay, error_message
-from harness.engines.base import EventKind, Hooks, Job, JobRecord
+from harness.engines._retry_rule import (
+    DEATH_HANDLER_FAILED,
+    JOB_RAISED,
+    MAX_ERROR_MESSAGE,
+    decide,
+    default_retry_delay,
+    error_message,
+    record_failure,
+)
+from harness.engines._sim_core import SimCore
+from harness.engines.base import EventKind, Hooks, Job, JobRecord, caused_by
 from harness.errors import ConfigurationError, InjectedCrash, Shutdown
 
 __all__ = [
     "DEFAULT_DEAD_MAX_JOBS",
     "DEFAULT_DEAD_TIMEOUT_S",
+    "DEFAULT_RECOVER_AFTER_S",
     "DEFAULT_SHUTDOWN_TIMEOUT",
     "MAX_ERROR_MESSAGE",
     "SimCore",
@@ -39,20 +48,8 @@ _log = logging.getLogger("harness.engines.sim")
 DEFAULT_DEAD_MAX_JOBS = 10_000
 DEFAULT_DEAD_TIMEOUT_S = 180 * 24 * 3600
 DEFAULT_SHUTDOWN_TIMEOUT = 25.0
-
-_JOB_RAISED = "Job raised exception"
-
-
-def _caused_by_shutdown(exc: BaseException) -> bool:
-    """A Shutdown, or an exception raised while handling one (Sidekiq walks the cause chain too)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, Shutdown):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
+#: A dead Sidekiq process's heartbeat expires after 60 s; super_fetch recovers its jobs from then on.
+DEFAULT_RECOVER_AFTER_S = 60.0
 
 
 QueueSpec = Sequence[str] | Mapping[str, int]
@@ -108,6 +105,13 @@ class SimEngine(SimCore):
     `dead_max_jobs` / `dead_timeout_s` bound the dead set, trimmed on each insert exactly as Sidekiq
     trims it (`ZREMRANGEBYSCORE` by age, then `ZREMRANGEBYRANK 0 -max`, which leaves at most
     `dead_max_jobs - 1` entries). `shutdown_timeout` is Sidekiq's `-t` (25 s).
+
+    `fetch` says what a crash (`harness.InjectedCrash`: the worker process died mid-job) does to the
+    job. `"super"` (the default) is Sidekiq Pro's super_fetch: the job stays in the dead process's
+    private queue and goes back to its queue `recover_after` seconds later (60: a dead process's
+    heartbeat expires then), untouched: no retry counted, no handler called. That is the book's
+    line-by-line assessment ("the process dies after line N, then the job runs again"). `"basic"` is
+    Sidekiq OSS's BRPOP fetch: the job left Redis when it was fetched and is lost.
     """
 
     def __init__(
@@ -122,8 +126,18 @@ class SimEngine(SimCore):
         dead_max_jobs: int = DEFAULT_DEAD_MAX_JOBS,
         dead_timeout_s: float = DEFAULT_DEAD_TIMEOUT_S,
         shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT,
+        fetch: Literal["super", "basic"] = "super",
+        recover_after: float = DEFAULT_RECOVER_AFTER_S,
     ) -> None:
         super().__init__(clock=clock, seed=seed, hooks=hooks)
+        if fetch not in ("super", "basic"):
+            raise ConfigurationError(
+                f"fetch must be 'super' (a crashed worker's job runs again) or 'basic' (it is lost), not {fetch!r}"
+            )
+        if not isinstance(recover_after, int | float) or not recover_after >= 0:
+            raise ConfigurationError(f"recover_after must be >= 0 seconds, not {recover_after!r}")
+        self.fetch = fetch
+        self.recover_after = float(recover_after)
         if unknown_queues not in ("run", "refuse"):
             raise ConfigurationError(f"unknown_queues must be 'run' or 'refuse', not {unknown_queues!r}")
         if not isinstance(dead_max_jobs, int) or dead_max_jobs < 0:
@@ -142,6 +156,8 @@ class SimEngine(SimCore):
         self._fetch_order: list[str] = []
         self._scheduled: list[tuple[float, int, JobRecord]] = []
         self._retries: list[tuple[float, int, JobRecord]] = []
+        #: Jobs a crashed worker held, until super_fetch recovers them: (recovery time, seq, record).
+        self._orphans: list[tuple[float, int, JobRecord]] = []
         self._dead: deque[tuple[float, JobRecord]] = deque()
         self._seq = 0
         self._running: JobRecord | None = None
@@ -160,10 +176,15 @@ class SimEngine(SimCore):
 
     # -- pushing ------------------------------------------------------------------------------------
     def enqueue(
-        self, job: Job | str, *args: Any, delay: float | None = None, at: float | None = None
+        self, job: Job | str, *args: Any, delay: float | None = None, at: float | None = None, **options: Any
     ) -> str | None:
         """Push now, in `delay` seconds, or at clock time `at`; the job's id, or None if a client
         middleware stopped the push. Works from inside a running job (a chain)."""
+        if options:
+            raise ConfigurationError(
+                f"the sim engine takes no engine options at enqueue ({', '.join(sorted(options))}); they belong "
+                "to a native engine (explore the scenario on it), or to the job's own @job options"
+            )
         resolved = self._resolve(job)
         queue = resolved.options.queue
         if queue not in self._queues and self.unknown_queues == "refuse":
@@ -201,6 +222,12 @@ class SimEngine(SimCore):
             self._enqueue_due(heapq.heappop(retries)[2], now)
         while scheduled and scheduled[0][0] <= now:
             self._enqueue_due(heapq.heappop(scheduled)[2], now)
+        orphans = self._orphans
+        while orphans and orphans[0][0] <= now:
+            # super_fetch hands an orphan back to the far end of its queue, as it was (no retry counted).
+            orphan = heapq.heappop(orphans)[2]
+            self._queue(orphan.queue).append(orphan)
+            self._log(EventKind.RECOVERED, orphan, queue=orphan.queue)
         record = self._fetch()
         if record is None:
             return False
@@ -230,7 +257,7 @@ class SimEngine(SimCore):
     def next_due(self) -> float | None:
         if self._quiet:
             return None
-        due = [heap[0][0] for heap in (self._scheduled, self._retries) if heap]
+        due = [heap[0][0] for heap in (self._scheduled, self._retries, self._orphans) if heap]
         if self._term_at is not None:
             if self._term_at <= self.clock.time():
                 self._on_clock(self.clock.time())
@@ -254,7 +281,6 @@ class SimEngine(SimCore):
 
     def _perform(self, record: JobRecord) -> None:
         job = self._job_of[record.id]
-        attempt = record.attempt
         self._running = record
         self._pushed_back = False
         try:
@@ -263,7 +289,11 @@ class SimEngine(SimCore):
             self._running = None
         if error is None:
             return
-        if _caused_by_shutdown(error):
+        attempt = self._runs[record.id]
+        if caused_by(error, InjectedCrash):
+            self._crashed(record, error, attempt)
+            return
+        if caused_by(error, Shutdown):
             # At least once: the job goes back untouched (no retry count, no handlers) and runs again.
             # A Shutdown with no TERM behind it stops fetching too, as it ends a Sidekiq processor.
             if not self._pushed_back:
@@ -276,88 +306,53 @@ class SimEngine(SimCore):
     def _fail(self, job: Job, record: JobRecord, exc: BaseException, attempt: int) -> None:
         before = record.to_dict()
         now = self.clock.time()
-        error_class = type(exc).__name__
-        message = error_message(exc)
-        self._log(EventKind.FAILED, record, attempt, error_class=error_class, error_message=message)
-        options = job.options
-        max_retries = options.max_retries
-        if max_retries is None:
-            # retry=False: no retry set, no dead set; Sidekiq's global retry handler runs the death handlers.
+        self._log(EventKind.FAILED, record, attempt, error_class=type(exc).__name__, error_message=error_message(exc))
+        count = record_failure(record, exc, now, job.options)
+        decision = decide(
+            job.options,
+            count,
+            exc,
+            record,
+            self._jitter,
+            report=partial(self._report_hook_error, record, attempt),
+            exhausted_called=partial(self._log, EventKind.EXHAUSTED_CALLED, record, attempt),
+        )
+        if decision.kind == "retry":
+            assert decision.delay is not None and count is not None
+            run_at = now + decision.delay
+            record.run_at = run_at
+            self._seq += 1
+            heapq.heappush(self._retries, (run_at, self._seq, record))
+            self._log(
+                EventKind.RETRY_SCHEDULED, record, attempt, delay=decision.delay, retry_count=count, run_at=run_at
+            )
+        else:
+            if decision.kind == "dead":
+                self._kill(record)
+                self._log(EventKind.DEAD, record, attempt, error_class=record.error_class)
+            elif decision.kind == "discard":
+                record.discarded_at = self.clock.time()
+                self._log(EventKind.DISCARDED, record, attempt, reason=decision.reason)
+            # retry=False ("drop") keeps no record anywhere; Sidekiq's global retry handler still runs
+            # the death handlers.
             self._death_handlers(record, exc, attempt)
-        else:
-            record.error_class = error_class
-            record.error_message = message
-            if record.retry_count is None:
-                record.failed_at = now
-                record.retry_count = 0
-            else:
-                record.retried_at = now
-                record.retry_count += 1
-            count = record.retry_count
-            if count >= max_retries:
-                self._exhausted(job, record, exc, attempt)
-            else:
-                self._retry(job, record, exc, attempt, count, now)
-        # A dead process reports nothing: an injected crash reaches no error handler.
-        if not isinstance(exc, InjectedCrash):
-            self._error_handlers(exc, {"context": _JOB_RAISED, "job": before}, record, attempt)
+        self._error_handlers(exc, {"context": JOB_RAISED, "job": before}, record, attempt)
 
-    def _retry(
-        self, job: Job, record: JobRecord, exc: BaseException, attempt: int, count: int, now: float
-    ) -> None:
-        answer: Any = None
-        rule = job.options.retry_in
-        if rule is not None:
-            try:
-                answer = rule(count, exc, record)
-            except Exception as rule_error:
-                context = {
-                    "context": f"Failure scheduling retry using the defined `retry_in` in {job.name}, "
-                    "falling back to default",
-                    "job": record.to_dict(),
-                }
-                self._error_handlers(rule_error, context, record, attempt)
-                answer = None
-        if isinstance(answer, str):
-            if answer == "discard":
-                record.discarded_at = now
-                self._log(EventKind.DISCARDED, record, attempt, reason="retry_in")
-                self._death_handlers(record, exc, attempt)
-                return
-            if answer == "kill":
-                self._exhausted(job, record, exc, attempt)
-                return
-            _log.warning("retry_in of %s answered %r; using the default delay", job.name, answer)
-        delay = count**4 + 15
-        if isinstance(answer, float) and math.isfinite(answer):
-            answer = int(answer)  # Ruby's Float#to_i
-        if isinstance(answer, int) and not isinstance(answer, bool) and answer > 0:
-            delay = answer
-        delay += self._jitter.randrange(10 * (count + 1))
-        run_at = now + delay
-        record.run_at = run_at
+    def _crashed(self, record: JobRecord, crash: BaseException, attempt: int) -> None:
+        """The worker process died mid-attempt. A dead process reports nothing: no retry is scheduled,
+        no handler runs. With super_fetch the job waits in the dead process's private queue until a
+        live process recovers it (`recover_after` seconds); with basic fetch it left Redis when it was
+        fetched, and is gone."""
+        self._log(EventKind.CRASHED, record, attempt, error_class=type(crash).__name__, fetch=self.fetch)
+        if self.fetch == "basic":
+            self._log(EventKind.LOST, record, attempt)
+            return
         self._seq += 1
-        heapq.heappush(self._retries, (run_at, self._seq, record))
-        self._log(EventKind.RETRY_SCHEDULED, record, attempt, delay=delay, retry_count=count, run_at=run_at)
+        heapq.heappush(self._orphans, (self.clock.time() + self.recover_after, self._seq, record))
 
-    def _exhausted(self, job: Job, record: JobRecord, exc: BaseException, attempt: int) -> None:
-        answer: Any = None
-        callback = job.options.retries_exhausted
-        if callback is not None:
-            self._log(EventKind.EXHAUSTED_CALLED, record, attempt)
-            try:
-                answer = callback(record, exc)
-            except Exception as callback_error:
-                context = {"context": "Error calling retries_exhausted", "job": record.to_dict()}
-                self._error_handlers(callback_error, context, record, attempt)
-        if not job.options.dead or (isinstance(answer, str) and answer == "discard"):
-            record.discarded_at = self.clock.time()
-            reason = "dead=False" if not job.options.dead else "retries_exhausted"
-            self._log(EventKind.DISCARDED, record, attempt, reason=reason)
-        else:
-            self._kill(record)
-            self._log(EventKind.DEAD, record, attempt, error_class=record.error_class)
-        self._death_handlers(record, exc, attempt)
+    def _report_hook_error(self, record: JobRecord, attempt: int, error: BaseException, context: str) -> None:
+        """A hook of the job (retry_in, retries_exhausted, a death handler) raised: tell the error handlers."""
+        self._error_handlers(error, {"context": context, "job": record.to_dict()}, record, attempt)
 
     def _kill(self, record: JobRecord) -> None:
         now = self.clock.time()
@@ -377,8 +372,7 @@ class SimEngine(SimCore):
             try:
                 handler(record, exc)
             except Exception as handler_error:
-                context = {"context": "Error calling death handler", "job": record.to_dict()}
-                self._error_handlers(handler_error, context, record, attempt)
+                self._report_hook_error(record, attempt, handler_error, DEATH_HANDLER_FAILED)
 
     def _error_handlers(
         self, exc: BaseException, context: dict[str, Any], record: JobRecord, attempt: int
@@ -481,6 +475,19 @@ class SimEngine(SimCore):
         return [record for _, record in reversed(self._dead)]
 
     # -- lifecycle ----------------------------------------------------------------------------------
+    def forget(self) -> list[JobRecord]:
+        orphans = [entry[2] for entry in sorted(self._orphans)]
+        lost = [*self.queued(), *self.scheduled(), *self.retries(), *orphans]
+        for queue in self._queues.values():
+            queue.clear()
+        self._scheduled.clear()
+        self._retries.clear()
+        self._orphans.clear()  # super_fetch's private queues live in Redis too
+        self._dead.clear()
+        for record in lost:
+            self._log(EventKind.LOST, record, cause="broker")
+        return lost
+
     def _reset_queues(self) -> None:
         self._queues = {name: deque() for name in self._order.configured}
         self._fetch_order = list(self._order.configured)
@@ -490,6 +497,7 @@ class SimEngine(SimCore):
         self._reset_queues()
         self._scheduled.clear()
         self._retries.clear()
+        self._orphans.clear()
         self._dead.clear()
         self._seq = 0
         self._jitter.seed(self.seed)

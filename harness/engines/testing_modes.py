@@ -11,7 +11,8 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from harness.engines._sim_core import SimCore, error_message
+from harness.engines._retry_rule import error_message
+from harness.engines._sim_core import SimCore
 from harness.engines.base import EventKind, Job, JobRecord, _current
 from harness.errors import ConfigurationError
 

@@ -141,8 +141,13 @@ def check_hooks_and_observers(engine: Engine) -> None:
     assert len(kinds(engine, EventKind.ENQUEUED)) == 1 and len(kinds(engine, EventKind.SUCCEEDED)) == 1
 
 
-def check_injected_crash_is_retried(engine: Engine) -> None:
+def check_injected_crash_runs_the_job_again(engine: Engine) -> None:
+    """A harness job's worker dies mid-job: with the settings the adapter gives harness jobs, the job runs
+    again. Dramatiq and Celery (acks_late) redeliver the same message, counting no retry; RQ's cleanup
+    retries the abandoned job, which its surviving worker reports as `AbandonedJobError`."""
     runs: list[int] = []
+    errors: list[str] = []
+    engine.hooks.error_handlers.append(lambda exc, ctx: errors.append(type(exc).__name__))
 
     @job(name="crashy", retry=2)
     def crashy() -> str:
@@ -154,9 +159,16 @@ def check_injected_crash_is_retried(engine: Engine) -> None:
     with engine.activate():
         crashy.enqueue()
         engine.run_until_quiet()
-    failed = kinds(engine, EventKind.FAILED)
-    assert len(runs) == 2 and [e.detail["error_class"] for e in failed] == ["InjectedCrash"]
-    assert len(kinds(engine, EventKind.SUCCEEDED)) == 1 and engine.dead() == []
+    assert len(runs) == 2 and len(kinds(engine, EventKind.SUCCEEDED)) == 1 and engine.dead() == []
+    [crashed] = kinds(engine, EventKind.CRASHED)
+    assert crashed.detail["error_class"] == "InjectedCrash" and crashed.attempt == 1
+    assert [e.attempt for e in kinds(engine, EventKind.STARTED)] == [1, 2]
+    if engine.name == "rq":
+        assert errors == ["AbandonedJobError"] and len(kinds(engine, EventKind.RETRY_SCHEDULED)) == 1
+    else:
+        assert errors == [] and kinds(engine, EventKind.FAILED) == [] and kinds(engine, EventKind.RETRY_SCHEDULED) == []
+        assert len(kinds(engine, EventKind.RECOVERED)) == 1
+    assert engine.stats.processed == 2 and engine.stats.failed == 1
 
 
 def check_scheduled_queued_and_reset(engine: Engine) -> None:

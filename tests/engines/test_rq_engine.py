@@ -29,7 +29,7 @@ def engine():
         checks.check_retry_false_and_zero_and_dead_false,
         checks.check_retry_in,
         checks.check_hooks_and_observers,
-        checks.check_injected_crash_is_retried,
+        checks.check_injected_crash_runs_the_job_again,
         checks.check_scheduled_queued_and_reset,
         checks.check_jobs_enqueue_jobs,
     ],

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 
 import pytest
-from sim_test_helpers import Attempts, Calls, engine_with, kinds
+from sim_test_helpers import Attempts, Calls, engine_with, kind_names, kinds
 
-from harness import InjectedCrash, job
+from harness import ConfigurationError, InjectedCrash, job
 from harness.clock import EPOCH
 from harness.engines import get_engine
 from harness.engines.base import EventKind
@@ -142,7 +142,7 @@ def test_observers_see_each_attempt_number_and_its_outcome() -> None:
     assert [e.attempt for e in kinds(engine, EventKind.STARTED)] == [1, 2, 3]
 
 
-def test_an_injected_crash_is_retried_without_reaching_error_handlers() -> None:
+def test_an_injected_crash_is_recovered_by_super_fetch_with_no_retry_and_no_handler() -> None:
     crashes = [InjectedCrash("after charge")]
     done: list[int] = []
 
@@ -153,27 +153,81 @@ def test_an_injected_crash_is_retried_without_reaching_error_handlers() -> None:
         done.append(n)
 
     calls = Calls()
+    observer = Attempts()
     engine = engine_with(calls)
+    engine.hooks.observers.append(observer)
+    start = engine.clock.time()
     engine.enqueue(charge, 4)
     engine.run_until_quiet()
     assert done == [4]
-    assert [e.detail["error_class"] for e in kinds(engine, EventKind.FAILED)] == ["InjectedCrash"]
-    assert len(kinds(engine, EventKind.RETRY_SCHEDULED)) == 1
-    assert calls.log == []
-    assert not kinds(engine, EventKind.ERROR_HANDLER_CALLED)
+    assert kind_names(engine) == ["enqueued", "started", "crashed", "recovered", "started", "succeeded"]
+    [recovered] = kinds(engine, EventKind.RECOVERED)
+    assert recovered.time == start + 60  # the dead process's heartbeat expired
+    # Run 2 is told apart from run 1 although no retry was counted.
+    assert [c[:2] for c in observer.calls] == [("started", 1), ("finished", 1), ("started", 2), ("finished", 2)]
+    assert [e.attempt for e in kinds(engine, EventKind.STARTED)] == [1, 2]
+    assert calls.log == [] and engine.retries() == [] and engine.dead() == []
+    assert engine.stats.processed == 2 and engine.stats.failed == 1
 
 
-def test_a_job_that_crashes_every_time_still_dies_with_its_death_handler_but_no_error_handler() -> None:
+def test_a_crash_after_a_retry_keeps_the_retry_count() -> None:
+    outcomes = iter([ValueError("first"), InjectedCrash("line 3"), None])
+    seen: list[int | None] = []
+
+    @job(retry=5)
+    def flaky() -> None:
+        exc = next(outcomes)
+        if exc is not None:
+            raise exc
+
+    engine = SimEngine()
+    engine.hooks.server_middleware.append(lambda record, call: (seen.append(record.retry_count), call())[1])
+    engine.enqueue(flaky)
+    engine.run_until_quiet()
+    assert seen == [None, 0, 0]  # the redelivered run has the payload the crashed one had
+
+
+def test_a_job_that_crashes_every_time_runs_again_after_each_crash() -> None:
+    # super_fetch recovers a poison pill as often as it kills the process: bound the run by time.
+    runs: list[float] = []
+
     @job(retry=2)
     def crashes() -> None:
+        runs.append(engine.clock.time())
         raise InjectedCrash("always")
 
     calls = Calls()
-    engine = engine_with(calls)
+    engine = engine_with(calls, recover_after=30)
     engine.enqueue(crashes)
+    engine.run_until_quiet(max_time=300)
+    assert [t - runs[0] for t in runs] == [30.0 * n for n in range(11)]
+    assert calls.log == [] and engine.dead() == [] and engine.retries() == []
+
+
+def test_basic_fetch_loses_the_job_of_a_crashed_worker() -> None:
+    done: list[int] = []
+
+    @job(retry=3)
+    def charge(n: int) -> None:
+        if not done:
+            done.append(0)
+            raise InjectedCrash("after charge")
+        done.append(n)
+
+    calls = Calls()
+    engine = engine_with(calls, fetch="basic")
+    engine.enqueue(charge, 4)
     engine.run_until_quiet()
-    assert calls.log == [("death", "InjectedCrash")]
-    assert [r.error_class for r in engine.dead()] == ["InjectedCrash"]
+    assert done == [0]
+    assert kind_names(engine) == ["enqueued", "started", "crashed", "lost"]
+    assert calls.log == [] and engine.queued() == [] and engine.retries() == [] and engine.dead() == []
+
+
+def test_bad_fetch_settings_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="fetch must be 'super'"):
+        SimEngine(fetch="reliable")  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="recover_after"):
+        SimEngine(recover_after=-1)
 
 
 @pytest.mark.parametrize("escape", [KeyboardInterrupt, SystemExit])
