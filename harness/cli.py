@@ -28,6 +28,17 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     serve.add_argument("--port", type=int, default=8888)
     serve.add_argument("--seed", type=int, default=None, help="make generated ids deterministic")
+    serve.add_argument("--token", default=None,
+                       help="the token the control API and pages ask for (default: $HARNESS_SERVE_TOKEN; "
+                            "off loopback, one is generated and printed)")
+    serve.add_argument("--no-token", action="store_true",
+                       help="off loopback, let anyone who reaches the port drive the control API")
+    serve.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                       help="also answer requests for this Host name (repeatable; '*' for any)")
+    serve.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                       help="let pages of this origin change state, e.g. http://localhost:3000 (repeatable)")
+    serve.add_argument("--smtp-port", type=int, default=None, metavar="PORT",
+                       help="also serve the email fake over SMTP on this port (smtplib, Django's send_mail)")
 
     explore = sub.add_parser("explore", help="explore one scenario: crash it everywhere, check the world")
     explore.add_argument("target", metavar="MODULE:ATTR", nargs="+", help="a Scenario object to explore")
@@ -47,7 +58,50 @@ def _add_explore_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--routing", action="store_true", help="also check error routing")
     parser.add_argument("--json", metavar="PATH", help="write the JSON report(s) here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--attempt-timeout", type=_seconds, default=None, metavar="SECONDS",
+                        help="wall-clock limit of one attempt before it is reported as hung "
+                        "(default: the scenario's, 60 s; 0 for no limit)")
+    parser.add_argument("--jobs", type=_workers, default=None, metavar="N",
+                        help="worker processes for the exhaustive plans; the report is the same as with --jobs 1 "
+                        f"(default: this machine's cores, {os.cpu_count() or 1}, for a scenario that declares "
+                        "`isolate`; 1 for one that does not, since its workers might share a database)")
+    parser.add_argument("--no-progress", action="store_true",
+                        help="no progress on stderr (a bar on a terminal, else a line every 10 s)")
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected at least 1 process, got {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _jobs(args: argparse.Namespace, scenario: Any) -> int:
+    """--jobs as given; else every core for a scenario that says how to isolate its workers, else one: the
+    workers of a scenario with a database of its own and no `isolate` would run their plans on one database."""
+    if args.jobs is not None:
+        return int(args.jobs)
+    return (os.cpu_count() or 1) if getattr(scenario, "isolate", None) is not None else 1
+
+
+def _timeout(args: argparse.Namespace) -> Any:
+    """The CLI's --attempt-timeout for the explorer: the scenario's own unless given; 0 means none."""
+    if args.attempt_timeout is None:
+        return "scenario"
+    return args.attempt_timeout or None
 
 
 def _load(ref: str) -> Any:
@@ -60,32 +114,15 @@ def _load(ref: str) -> Any:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise _UsageError(f"cannot import {module_name!r}: {exc}") from None
+    except SyntaxError as exc:
+        where = f" ({exc.filename}, line {exc.lineno})" if exc.filename else ""
+        raise _UsageError(f"cannot import {module_name!r}: SyntaxError: {exc.msg}{where}") from None
+    except (Exception, SystemExit) as exc:  # the module itself raised as it was imported
+        raise _UsageError(f"importing {module_name!r} raised {type(exc).__name__}: {exc}") from None
     try:
         return getattr(module, attr)
     except AttributeError:
         raise _UsageError(f"module {module_name!r} has no attribute {attr!r}") from None
-
-
-class _Progress:
-    """A one-line progress bar on stderr, drawn only on a terminal and only for long runs."""
-
-    def __init__(self, label: str, enabled: bool) -> None:
-        self.label = label
-        self.enabled = enabled and sys.stderr.isatty()
-        self.drawn = False
-
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled or total < 50 or (done % 10 and done != total):
-            return
-        width = 30
-        filled = int(width * done / max(total, 1))
-        sys.stderr.write(f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
-        sys.stderr.flush()
-        self.drawn = True
-
-    def close(self) -> None:
-        if self.drawn:
-            sys.stderr.write("\r" + " " * 79 + "\r")
 
 
 def _explore_one(scenario: Any, args: argparse.Namespace, ref: str | None) -> Any:
@@ -93,12 +130,18 @@ def _explore_one(scenario: Any, args: argparse.Namespace, ref: str | None) -> An
 
     if not isinstance(scenario, Scenario):
         raise _UsageError(f"{ref} is a {type(scenario).__name__}, not a harness Scenario")
-    explorer = Explorer(scenario, engine=args.engine, seed=args.seed, ref=ref)
-    progress = _Progress(scenario.name, not args.no_progress)
+    from harness.explore.progress import ProgressLine
+
+    explorer = Explorer(scenario, engine=args.engine, seed=args.seed, ref=ref, attempt_timeout=_timeout(args))
+    progress = None if args.no_progress else ProgressLine(scenario.name)
     try:
-        return explorer.explore(depth=args.depth, examples=args.examples, routing=args.routing, progress=progress)
+        jobs = _jobs(args, scenario)
+        return explorer.explore(
+            depth=args.depth, examples=args.examples, routing=args.routing, progress=progress, jobs=jobs
+        )
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
         explorer.close()
 
 
@@ -107,12 +150,12 @@ def _replay(scenario: Any, args: argparse.Namespace, ref: str) -> int:
     from harness.injection.plans import plan_from_json
 
     plan = plan_from_json(args.replay)
-    explorer = Explorer(scenario, engine=args.engine, seed=args.seed, ref=ref)
+    explorer = Explorer(scenario, engine=args.engine, seed=args.seed, ref=ref, attempt_timeout=_timeout(args))
     try:
         result = explorer.replay(plan)
         from harness.explore.stories import tell
 
-        print(f"{scenario.name}: {tell(plan, result, explorer.world)}")
+        print(f"{scenario.name}: {tell(plan, result)}")
         for violation in result.violations:
             print(f"  violation: {violation}")
         for step in result.unfired:
@@ -120,13 +163,17 @@ def _replay(scenario: Any, args: argparse.Namespace, ref: str) -> int:
         if result.violations:
             print("  verdict: UNSAFE")
             return EXIT_UNSAFE
+        if not plan:
+            print("  verdict: STALE (an empty plan injects no fault, so a clean result proves nothing)")
+            print("harness: the plan has no fault; replay a plan a report printed", file=sys.stderr)
+            return EXIT_USAGE
         if result.unfired:
             # Nothing was tested: most likely the code moved since the plan was printed.
             print("  verdict: STALE (the plan did not run as written, so it proves nothing)")
             print(f"harness: {len(result.unfired)} fault(s) of the plan never fired; the job's code or the "
                   "scenario changed since the plan was printed? Explore again for a current plan.", file=sys.stderr)
             return EXIT_USAGE
-        print("  verdict: safe")
+        print("  verdict: SAFE")
         return EXIT_SAFE
     finally:
         explorer.close()
@@ -138,9 +185,30 @@ def _write(path: str, text: str) -> None:
     target.write_text(text)
 
 
+def _check_writable(option: str, path: str | None) -> None:
+    """Refuse an output path that cannot be written before exploring, not after (a long exploration
+    would otherwise end in an error and lose its report)."""
+    if not path:
+        return
+    target = pathlib.Path(path)
+    if target.is_dir():
+        raise _UsageError(f"{option} {path}: is a directory; give a file path")
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("a"):
+            pass
+    except OSError as exc:
+        raise _UsageError(f"{option} {path}: cannot write there ({exc.strerror or exc})") from None
+    if not existed:
+        target.unlink()
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
     if args.replay and len(args.target) != 1:
         raise _UsageError("--replay runs one plan of one scenario: give exactly one MODULE:ATTR")
+    _check_writable("--json", args.json)
+    _check_writable("--html", args.html)
     reports = []
     for ref in args.target:
         scenario = _load(ref)
@@ -153,7 +221,9 @@ def _cmd_explore(args: argparse.Namespace) -> int:
         data = [r.to_dict() for r in reports]
         _write(args.json, json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n")
     if args.html:
-        _write(args.html, reports[0].to_html())
+        from harness.explore.html import render_many
+
+        _write(args.html, render_many(reports))
     return EXIT_UNSAFE if any(not r.safe for r in reports) else EXIT_SAFE
 
 
@@ -175,6 +245,7 @@ def _import_shop_stages() -> dict[str, Any]:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    _check_writable("--json", args.json)
     stages = _import_shop_stages()
     print("Exploring the example shop's order-completion job, stage by stage: every line crashed, every")
     print(f"service call failed before and after its effect, retried by the {args.engine!r} engine.\n")
@@ -194,6 +265,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_SAFE if reports and reports[-1].safe and unsafe else EXIT_UNSAFE
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from fake_services.server import ServeError, serve
+
+    try:
+        serve(host=args.host, port=args.port, seed=args.seed, token=args.token, open_control=args.no_token,
+              allow_hosts=args.allow_host, allow_origins=args.allow_origin, smtp_port=args.smtp_port)
+    except ServeError as exc:
+        raise _UsageError(str(exc)) from None
+    return EXIT_SAFE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -201,15 +283,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "serve":
-            from fake_services.server import serve
-
-            serve(host=args.host, port=args.port, seed=args.seed)
-            return EXIT_SAFE
+            return _cmd_serve(args)
         if args.command == "explore":
             return _cmd_explore(args)
         return _cmd_demo(args)
     except (_UsageError, HarnessError) as exc:
         print(f"harness: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted; no verdict", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `harness explore ... | head`: the reader left before the verdict; say no more
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -217,5 +299,26 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def _exit(code: int) -> None:
+    """Exit with `code`, even past threads a job left running: a non-daemon one would keep the process
+    alive after the report was printed."""
+    import threading
+
+    left = [t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive() and not t.daemon]
+    if not left:
+        sys.exit(code)
+    names = ", ".join(sorted(t.name for t in left)[:5])
+    print(f"harness: a job left {len(left)} thread(s) running ({names}); exiting without waiting for them",
+          file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def run() -> None:
+    """The console script's entry point."""
+    _exit(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -3,6 +3,8 @@
 A scenario whose services are "slow" and whose retries wait for days must still finish in milliseconds,
 so everything that would sleep or read the wall clock asks a clock object instead. `VirtualClock` moves
 only when told to (or when something "sleeps" on it); `RealClock` is the wall clock with the same shape.
+Both fit the fake services' clock protocol (`time`, `sleep`, and `blocks`: whether sleeping holds the
+thread), so the services can be given either without knowing these classes.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ EPOCH = 1_767_225_600.0
 class RealClock:
     """The wall clock, for services on a socket and real workers."""
 
+    #: Sleeping holds the thread: a server runs slow calls on this clock off its event loop.
+    blocks = True
+
     def time(self) -> float:
         return _time.time()
 
@@ -33,6 +38,9 @@ class VirtualClock:
     Listeners registered with `on_advance` run after every move with the new time. The reference
     engine uses that to interrupt a job that is still "running" when a shutdown deadline passes.
     """
+
+    #: Sleeping is a jump in time: nothing waits.
+    blocks = False
 
     def __init__(self, start: float = EPOCH) -> None:
         self._now = float(start)

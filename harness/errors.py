@@ -5,7 +5,10 @@ HarnessError(Exception)                 anything the harness itself refuses or c
  ├── ConfigurationError                 bad usage: a wrong option, a bad scenario (CLI exit 2)
  │    └── JobArgumentError              job arguments that do not survive a JSON round trip
  ├── EngineUnavailable                  a backend's extra is not installed or its server is down
+ ├── AttemptHungError                   an attempt ran past its wall-clock limit (a sleep, a wait, a loop)
+ ├── JobExitError                       a job tried to end the process (os._exit, sys.exit)
  └── ScenarioError                      a scenario's setup, reset or invariant itself broke
+      └── CleanRunError                  the run without faults failed, or reached no service at all
 
 UnsafeJobError(AssertionError)          raised by Report.assert_safe(); pytest shows its message
 
@@ -22,12 +25,15 @@ they would (roughly) when a process dies mid-transaction.
 from __future__ import annotations
 
 __all__ = [
+    "AttemptHungError",
+    "CleanRunError",
     "ConfigurationError",
     "EngineUnavailable",
     "HarnessError",
     "InjectedCrash",
     "InjectedError",
     "JobArgumentError",
+    "JobExitError",
     "ScenarioError",
     "Shutdown",
     "UnsafeJobError",
@@ -50,8 +56,23 @@ class EngineUnavailable(HarnessError):
     """A backend cannot run here: its optional extra is missing or its server is unreachable."""
 
 
+class AttemptHungError(HarnessError):
+    """An attempt ran past its wall-clock limit: the job sleeps, blocks or loops where a virtual clock
+    cannot help. The message names the attempt and the job's line it was stuck at."""
+
+
+class JobExitError(HarnessError):
+    """A job called `os._exit` or raised `SystemExit`: the worker process would have ended there, and the
+    harness refuses to end with it."""
+
+
 class ScenarioError(HarnessError):
     """Code supplied by a scenario (setup, reset, an invariant) raised instead of answering."""
+
+
+class CleanRunError(ScenarioError):
+    """The clean run (no fault injected) failed, or reached no service and changed nothing the scenario
+    can see: no verdict can be earned from it. The message says what the clean run did."""
 
 
 class UnsafeJobError(AssertionError):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -191,7 +191,7 @@ class Harness:
 
     def explore(
         self,
-        target: Scenario | Job,
+        target: Scenario | Job | Any,
         args: Sequence[Any] | None = None,
         *,
         invariants: Sequence[Any] = (),
@@ -201,20 +201,33 @@ class Harness:
         examples: int | None = None,
         routing: bool = False,
         engine: str | None = None,
+        enqueue_options: Mapping[str, Any] | None = None,
     ) -> Report:
         """Explore a `Scenario`, or a bare job run with `args` (plus `invariants`, `configure(world)` to
-        point its clients at the world's services, and `targets`, the modules whose lines are crash points).
+        point its clients at the world's services, `targets`, the modules whose lines are crash points, and
+        `enqueue_options`, the engine options production code enqueues it with). The job may be a
+        `@harness.job`, a Dramatiq actor or a Celery task (each explored on its own engine unless `engine=`
+        says otherwise), or a plain function when the engine is `rq` (`engine="rq"` or `--harness-engine rq`).
         """
+        from harness.engines._native import choose_engine
+        from harness.errors import ConfigurationError
         from harness.explore import explore
 
-        scenario = _as_scenario(target, args, invariants=invariants, configure=configure, targets=targets)
+        scenario = _as_scenario(
+            target, args, invariants=invariants, configure=configure, targets=targets, enqueue_options=enqueue_options
+        )
+        try:
+            chosen = choose_engine(scenario.job, engine, default=self.engine)
+        except ConfigurationError as exc:
+            raise pytest.UsageError(f"harness.explore: {exc}") from None
         report = explore(
             scenario,
-            engine=engine or self.engine,
+            engine=chosen,
             seed=self.seed,
             depth=self.depth if depth is None else depth,
             examples=self.examples if examples is None else examples,
             routing=routing,
+            progress=_progress_lines(self.config, scenario.name),
         )
         self.reports.append(report)
         return report
@@ -265,25 +278,36 @@ class Harness:
             _fail_unfired(unfired)
 
 
-def _as_scenario(target: Scenario | Job, args: Sequence[Any] | None, *, invariants: Sequence[Any],
-                 configure: Any, targets: Sequence[str]) -> Scenario:
-    from harness.engines.base import Job
-    from harness.explore import Scenario
+def _as_scenario(target: Scenario | Job | Any, args: Sequence[Any] | None, *, invariants: Sequence[Any],
+                 configure: Any, targets: Sequence[str], enqueue_options: Mapping[str, Any] | None) -> Scenario:
+    from harness.errors import ConfigurationError
+    from harness.explore.explorer import scenario_for
 
-    if isinstance(target, Scenario):
-        if args is not None or invariants or configure is not None or targets:
-            raise pytest.UsageError(
-                f"harness.explore({target.name!r}, ...): a Scenario carries its own args, invariants, configure "
-                "and targets; pass those only with a bare job"
-            )
-        return target
-    if not isinstance(target, Job):
-        raise pytest.UsageError(
-            f"harness.explore takes a Scenario or a job made with @job, not {type(target).__name__}"
-        )
-    arguments = list(args or [])
-    return Scenario(name=target.name, job=target, setup=lambda world: arguments, configure=configure,
-                    invariants=tuple(invariants), targets=tuple(targets))
+    try:
+        return scenario_for(target, args, invariants=invariants, configure=configure, targets=targets,
+                            enqueue_options=enqueue_options)
+    except ConfigurationError as exc:
+        raise pytest.UsageError(f"harness.explore: {exc}") from None
+
+
+def _progress_lines(config: pytest.Config | None, label: str) -> Any:
+    """Progress of a long exploration as lines in pytest's output (written past capture, as pytest's own
+    reports are), so a CI log shows a test that explores for minutes is still at work."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter") if config is not None else None
+    if reporter is None or config is None:
+        return None
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    from contextlib import nullcontext
+
+    from harness.explore.progress import ProgressLine
+
+    def write_line(text: str) -> None:
+        # A test's output is captured at the file descriptor; pytest's live logging steps past it the same way.
+        with capture.global_and_fixture_disabled() if capture is not None else nullcontext():
+            reporter.ensure_newline()
+            reporter.write_line(f"harness: {text}")
+
+    return ProgressLine(label, write_line=write_line)
 
 
 def _describe_rule(service: str, rule: dict[str, Any]) -> str:
@@ -395,7 +419,18 @@ def fake_services_url(_harness_services_server: tuple[str, Any]) -> str:
     else:
         import httpx
 
-        httpx.post(f"{url}/reset", timeout=10).raise_for_status()
+        try:
+            httpx.post(f"{url}/reset", timeout=10).raise_for_status()
+        except httpx.HTTPError as exc:
+            if isinstance(exc, httpx.HTTPStatusError):
+                why: object = f"{exc.response.status_code} {exc.response.reason_phrase}"
+            else:
+                why = exc
+            pytest.fail(
+                f"--harness-services-url {url}: the fake services do not answer there ({why}); start them with "
+                "`harness serve` (or `docker compose up`), or drop the option to run them in-process",
+                pytrace=False,
+            )
     return url
 
 

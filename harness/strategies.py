@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
+from harness.injection import plans
 from harness.injection.lines import LinePoint
-from harness.injection.plans import CALL_FAULTS, CallPoint, FaultStep, Plan
+from harness.injection.plans import CallPoint, FaultStep, Plan
 
 __all__ = ["call_faults", "crash_points", "fault_plans", "fault_steps"]
 
@@ -24,12 +25,7 @@ def crash_points(points: Sequence[LinePoint]) -> st.SearchStrategy[LinePoint]:
 def call_faults(calls: Sequence[tuple[CallPoint, bool]]) -> st.SearchStrategy[tuple[CallPoint, str]]:
     """A (call point with its phase, fault) pair for one of the given calls; `after`-phase faults only
     for calls that had an effect."""
-    choices = [
-        (CallPoint(c.service, c.operation, c.call, phase), fault)
-        for c, had_effect in calls
-        for fault, phase in CALL_FAULTS
-        if phase == "before" or had_effect
-    ]
+    choices = [choice for call, had_effect in calls for choice in plans.call_faults(call, had_effect)]
     if not choices:
         raise InvalidArgument("call_faults() needs at least one call point; record a clean run first")
     return st.sampled_from(choices)

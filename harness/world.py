@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
     from fake_services import FakeServices
     from harness.engines.base import Engine
+    from harness.outbound import Outbound
 
 __all__ = ["IN_PROCESS_URL", "World"]
 
@@ -25,7 +26,8 @@ IN_PROCESS_URL = "http://fake-services"
 
 @dataclass
 class World:
-    """The clock, the fake services, the engine and an httpx client wired to the services in-process."""
+    """The clock, the fake services, the engine, an httpx client wired to the services in-process, and
+    the outbound rules that answer the jobs' own clients."""
 
     clock: VirtualClock
     services: FakeServices
@@ -35,6 +37,14 @@ class World:
     seed: int = 0
     #: Free-form room for a scenario's own state (its database handle, say).
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What the jobs' own HTTP clients reach while the world runs (see `harness.outbound`): map a host to
+    #: a fake, declare a route; anything else is refused, never sent.
+    outbound: Outbound = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        from harness.outbound import Outbound
+
+        self.outbound = Outbound(self.services)
 
     @classmethod
     def build(cls, engine: str | Engine = "sim", *, seed: int = 0, **engine_options: Any) -> World:
@@ -57,6 +67,7 @@ class World:
         self.engine.reset()
         self.services.reset()
         self.clock.reset()
+        self.outbound.reset()
 
     def close(self) -> None:
         self.http.close()

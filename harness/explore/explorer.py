@@ -11,27 +11,29 @@ prunes nothing and runs every plan.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Hashable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from harness.engines._native import choose_engine, job_name
 from harness.errors import ConfigurationError
+from harness.explore.parallel import MIN_PLANS_PER_WORKER, PlanPool, PlanRun
 from harness.explore.report import Report, UnsafePlan
-from harness.explore.runner import Execution, Injector, RunResult, run_plan
+from harness.explore.runner import Execution, RunResult, RunSession
 from harness.explore.stories import tell
-from harness.injection.lines import LineTracer, Targets
-from harness.injection.plans import CALL_FAULTS, CallPoint, Duplicate, FaultStep, Plan
-from harness.invariants import _CleanRunMarker, effect_counts, effects_match
+from harness.injection.plans import BrokerLoss, Duplicate, FaultStep, Plan, call_faults, count_points
 
 if TYPE_CHECKING:
     from harness.engines.base import Engine
     from harness.explore.scenario import Scenario
     from harness.world import World
 
-__all__ = ["Explorer", "explore"]
+__all__ = ["Explorer", "explore", "scenario_for"]
 
-Progress = Callable[[int, int], None]
+#: Told how far an exploration is: `progress(phase, done, total)` with phase "depth 1", "depth 2" or
+#: "search" (plans run or pruned so far in that phase, and the phase's total; Hypothesis' shrinking can run
+#: past its total).
+Progress = Callable[[str, int, int], None]
 
 
 @dataclass
@@ -43,7 +45,20 @@ class _Candidate:
 @dataclass
 class _Outcome:
     result: RunResult
-    equivalents: int = 0
+    #: The plans pruned as equivalent to this one: they share its verdict without being run.
+    pruned: list[Plan] = field(default_factory=list)
+
+    @property
+    def equivalents(self) -> int:
+        return len(self.pruned)
+
+
+@dataclass
+class _Batch:
+    """Plans to run, in order, and the plans pruned as equivalent to one of them (by its index)."""
+
+    runs: list[PlanRun] = field(default_factory=list)
+    pruned: list[tuple[int, Plan]] = field(default_factory=list)
 
 
 @dataclass
@@ -54,7 +69,10 @@ class _Stats:
 
 
 class Explorer:
-    """Explores one scenario on one engine. Reuses one world for every plan."""
+    """Explores one scenario on one engine: enumerates plans, prunes equivalent ones, groups what fails.
+
+    Running plans is its `session`'s job (`RunSession`): one world reused for every plan.
+    """
 
     def __init__(
         self,
@@ -64,101 +82,29 @@ class Explorer:
         seed: int = 0,
         backend: str | None = None,
         ref: str | None = None,
+        attempt_timeout: float | Literal["scenario"] | None = "scenario",
     ) -> None:
-        from harness.world import World
-
+        scenario = _scenario_from(scenario)
+        self.session = RunSession(
+            scenario, engine=engine, seed=seed, backend=backend, attempt_timeout=attempt_timeout
+        )
         self.scenario = scenario
         self.seed = seed
         self.ref = ref
-        self.world: World = World.build(engine, seed=seed)
-        self.engine_name = self.world.engine.name
-        for job in (scenario.job, *scenario.jobs):
-            self.world.engine.register(job)
-        if scenario.configure is not None:
-            scenario.configure(self.world)
-        self.tracer = LineTracer(
-            Targets(include=scenario.target_modules, exclude=list(scenario.exclude)), backend=backend
-        )
-        self.injector = Injector(self.world, self.tracer, scenario.reset)
-        if scenario.fingerprint is not None:
-            fingerprint = scenario.fingerprint
-            world = self.world
-            self.injector.fingerprint = lambda: fingerprint(world)
-        self.world.engine.hooks.observers.append(self.injector)
-        self._extra_invariants: list[Any] = []
-        self._baseline: RunResult | None = None
-        self._muted = False
+        self.engine_name = self.session.engine_name
 
-    # -- running --------------------------------------------------------------------------------
-    @contextmanager
-    def tracing(self) -> Iterator[None]:
-        """The line tracer installed (once, however deeply nested) and the engines' loggers muted: they
-        log every failed attempt with its traceback, and thousands of planned failures would bury the
-        report."""
-        if self.tracer.installed or self._muted:
-            yield  # already on (the settrace backend is switched on per attempt by the injector)
-            return
-        import logging
-
-        # Their children too: RQ's worker attaches its own handlers to `rq.worker` and `rq.job`, which a
-        # disabled `rq` does not silence.
-        engines = ("rq", "dramatiq", "celery", "kombu")
-        known = [name for name, logger in logging.root.manager.loggerDict.items()
-                 if isinstance(logger, logging.Logger) and name.split(".", 1)[0] in engines]
-        loggers = [logging.getLogger(name) for name in sorted({*engines, *known})]
-        saved = [logger.disabled for logger in loggers]
-        self._muted = True
-        try:
-            for logger in loggers:
-                logger.disabled = True
-            if self.injector.lazy_tracer:
-                yield
-            else:
-                with self.tracer:
-                    yield
-        finally:
-            self._muted = False
-            for logger, was in zip(loggers, saved, strict=True):
-                logger.disabled = was
-
-    def _run(
-        self,
-        plan: Plan,
-        *,
-        recording: bool = False,
-        record_from: int = 1,
-        before_run: Callable[[], None] | None = None,
-    ) -> RunResult:
-        return run_plan(
-            self.scenario,
-            self.world,
-            self.injector,
-            plan,
-            recording=recording,
-            record_from=record_from,
-            invariants=self._extra_invariants,
-            before_run=before_run,
-        )
+    @property
+    def world(self) -> World:
+        return self.session.world
 
     def baseline(self) -> RunResult:
-        """The clean run: its points, and its effects as the built-in invariant's reference."""
-        if self._baseline is None:
-            markers = [i for i in self.scenario.invariants if isinstance(i, _CleanRunMarker)]
-            with self.tracing():
-                result = run_plan(self.scenario, self.world, self.injector, (), recording=True)
-            expected = effect_counts(self.world)
-            if markers:
-                self._extra_invariants = [m.bind(expected) for m in markers]
-            elif self.scenario.compare_to_clean_run:
-                self._extra_invariants = [effects_match(expected)]
-            self._baseline = result
-        return self._baseline
+        """The clean run (see `RunSession.baseline`)."""
+        return self.session.baseline()
 
-    def replay(self, plan: Plan) -> RunResult:
-        """Run one plan again, recording every attempt (for stories and replays)."""
-        self.baseline()
-        with self.tracing():
-            return self._run(plan, recording=True)
+    def replay(self, plan: Plan | str | Sequence[Any]) -> RunResult:
+        """Run one plan again, recording every attempt (for stories and replays); `plan` may be a report's
+        plan, its JSON list or the JSON text."""
+        return self.session.replay(plan)
 
     # -- enumeration ----------------------------------------------------------------------------
     @staticmethod
@@ -172,40 +118,44 @@ class Explorer:
                 sig = signatures[i] if signatures is not None else None
                 candidates.append(_Candidate((FaultStep(execution.index, point, "crash"),), sig))
             for call, had_effect in execution.calls:
-                for fault, phase in CALL_FAULTS:
-                    if phase == "after" and not had_effect:
-                        continue
-                    at = CallPoint(call.service, call.operation, call.call, phase)
+                for at, fault in call_faults(call, had_effect):
                     candidates.append(_Candidate((FaultStep(execution.index, at, fault),)))
         return candidates
 
-    def _run_candidates(
-        self,
-        candidates: Sequence[_Candidate],
-        prefix: Plan,
-        stats: _Stats,
-        prune: bool,
-        progress: Progress | None,
-        total: int,
-        recording_after: bool = False,
-    ) -> None:
-        seen: dict[Hashable, _Outcome] = {}
+    @staticmethod
+    def _batch(candidates: Sequence[_Candidate], prefix: Plan, prune: bool, batch: _Batch, recording: bool) -> None:
+        """Add the plans of `candidates` to `batch`: each is run, or pruned as equivalent to an earlier one
+        of the same list whose world had the same signature (decided before anything runs)."""
+        seen: dict[Hashable, int] = {}
         for candidate in candidates:
-            if prune and candidate.signature is not None and candidate.signature in seen:
-                seen[candidate.signature].equivalents += 1
-                stats.pruned += 1
-                continue
             plan = prefix + candidate.plan
+            if prune and candidate.signature is not None and candidate.signature in seen:
+                batch.pruned.append((seen[candidate.signature], plan))
+                continue
             step = candidate.plan[0]
             record_from = step.attempt + 1 if isinstance(step, FaultStep) else 1
-            result = self._run(plan, recording=recording_after, record_from=record_from)
-            outcome = _Outcome(result)
-            stats.run += 1
-            stats.outcomes.append(outcome)
             if candidate.signature is not None:
-                seen[candidate.signature] = outcome
-            if progress is not None:
-                progress(stats.run + stats.pruned, total)
+                seen[candidate.signature] = len(batch.runs)
+            batch.runs.append(PlanRun(plan, recording, record_from))
+
+    def _run_batch(self, batch: _Batch, stats: _Stats, tell: Callable[[], None] | None, pool: PlanPool | None) -> None:
+        """Run a batch (in this process, or spread over `pool`'s) and add its outcomes in plan order."""
+        if pool is not None and len(batch.runs) >= MIN_PLANS_PER_WORKER:
+            results = pool.run(batch.runs, tell)
+        else:
+            results = []
+            for run in batch.runs:
+                results.append(self.session.run(run.plan, recording=run.recording, record_from=run.record_from))
+                if tell is not None:
+                    tell()
+        outcomes = [_Outcome(result) for result in results]
+        for index, plan in batch.pruned:
+            outcomes[index].pruned.append(plan)
+            if tell is not None:
+                tell()
+        stats.run += len(outcomes)
+        stats.pruned += len(batch.pruned)
+        stats.outcomes.extend(outcomes)
 
     def explore(
         self,
@@ -216,34 +166,51 @@ class Explorer:
         duplicate: bool = True,
         routing: bool = False,
         progress: Progress | None = None,
+        jobs: int = 1,
     ) -> Report:
-        """Exhaustive to `depth` (1 or 2), then `examples` Hypothesis-generated deeper plans."""
+        """Exhaustive to `depth` (1 or 2), then `examples` Hypothesis-generated deeper plans.
+
+        `jobs` > 1 spreads the exhaustive plans over that many worker processes (forked from this one, each
+        with a world of its own; see `Scenario.isolate`); the report is the same as a serial run's."""
         if depth not in (0, 1, 2):
             raise ConfigurationError(f"depth must be 0, 1 or 2 (deeper plans come from examples=), not {depth}")
         if examples < 0:
             raise ConfigurationError(f"examples must be >= 0, not {examples}")
+        if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+            raise ConfigurationError(f"jobs must be a whole number of processes, at least 1, not {jobs!r}")
         started = time.perf_counter()
         baseline = self.baseline()
         stats = _Stats()
         unsafe: list[UnsafePlan] = []
         if baseline.violations:
             unsafe.append(self._unsafe((), baseline, 0))
-        with self.tracing():
-            singles = self._single_faults(baseline.executions) if depth >= 1 else []
-            if duplicate and depth >= 1:
-                singles.append(_Candidate((Duplicate(),)))
-            self._run_candidates(singles, (), stats, prune, progress, len(singles), recording_after=depth >= 2)
+        singles = self._single_faults(baseline.executions) if depth >= 1 else []
+        if duplicate and depth >= 1:
+            singles.append(_Candidate((Duplicate(),)))
+        if self.scenario.broker_loss and depth >= 1:
+            singles.extend(_Candidate((BrokerLoss(e.index),)) for e in baseline.executions)
+        # Workers are forked before this process installs its tracer, so none inherits it half set up.
+        with self._pool(jobs, len(singles) * (1 if depth < 2 else 10)) as pool, self.session.tracing():
+            batch = _Batch()
+            self._batch(singles, (), prune, batch, recording=depth >= 2)
+            self._run_batch(batch, stats, _phase(progress, "depth 1", len(singles)), pool)
             depth1 = list(stats.outcomes)
             failing_singles = {o.result.plan for o in depth1 if o.result.violations}
             if depth >= 2:
+                # Every parent's second faults first, so the phase knows its total before it starts.
+                families = []
                 for parent in depth1:
                     first = parent.result.plan[0]
                     if parent.result.violations or not isinstance(first, FaultStep):
                         continue
                     if not parent.result.fired:
                         continue
-                    seconds = self._single_faults(parent.result.executions, after=first.attempt)
-                    self._run_candidates(seconds, parent.result.plan, stats, prune, progress, len(seconds))
+                    families.append((parent, self._single_faults(parent.result.executions, after=first.attempt)))
+                batch = _Batch()
+                for parent, seconds in families:
+                    self._batch(seconds, parent.result.plan, prune, batch, recording=False)
+                total = sum(len(seconds) for _, seconds in families)
+                self._run_batch(batch, stats, _phase(progress, "depth 2", total), pool)
             for outcome in stats.outcomes:
                 result = outcome.result
                 if not result.violations:
@@ -254,24 +221,51 @@ class Explorer:
             if examples:
                 from harness.explore.search import search_deeper
 
-                found, searched = search_deeper(self, baseline, examples=examples, seed=self.seed)
+                tell = _phase(progress, "search", examples)
+                found, searched = search_deeper(self.session, baseline, examples=examples, seed=self.seed, tell=tell)
                 stats.run += searched
                 if found is not None and all(u.plan != found.plan for u in unsafe):
                     unsafe.append(self._unsafe(found.plan, found, 0))
+        lines, inherited = self._line_verdicts(stats.outcomes)
+        from harness.explore.notices import notices
+
+        warnings = notices(
+            self.scenario, baseline, [o.result for o in stats.outcomes], self.session.tracer.targets.modules()
+        )
         routing_rows: list[dict[str, Any]] = []
         if routing:
             from harness.explore.routing import check_routing
 
-            routing_rows = check_routing(self)
-        return Report.build(
-            explorer=self,
-            baseline=baseline,
+            routing_rows = check_routing(self.session)
+        return Report(
+            scenario=self.scenario.name,
+            engine=self.engine_name,
+            seed=self.seed,
+            points=count_points(baseline.executions),
             plans_run=stats.run + 1,
             plans_pruned=stats.pruned,
             unsafe=unsafe,
-            safe_lines=self._line_verdicts(stats.outcomes),
+            lines=lines,
+            inherited_lines=inherited,
             routing=routing_rows,
             duration_s=time.perf_counter() - started,
+            description=self.scenario.description,
+            warnings=warnings,
+        )
+
+    def _pool(self, jobs: int, plans: int) -> Any:
+        """Worker processes for `jobs` > 1, when about `plans` plans are to come, enough to be worth it."""
+        from contextlib import nullcontext
+
+        if jobs <= 1 or plans < MIN_PLANS_PER_WORKER:
+            return nullcontext(None)
+        return PlanPool(
+            self.session.scenario,
+            engine=self.session.engine_spec,
+            seed=self.seed,
+            backend=self.session.tracer.backend,
+            attempt_timeout=self.session.injector.guard.timeout_s,
+            jobs=jobs,
         )
 
     # -- reporting helpers ----------------------------------------------------------------------
@@ -279,23 +273,29 @@ class Explorer:
         return UnsafePlan(
             plan=plan,
             violations=list(result.violations),
-            story=result.story or tell(plan, self.replay(plan), self.world),
+            story=tell(plan, result),
+            timeline=result.timeline,
             replay=self.replay_command(plan),
             equivalents=equivalents,
         )
 
     @staticmethod
-    def _line_verdicts(outcomes: Sequence[_Outcome]) -> dict[tuple[str, int], bool]:
-        """(file, line) -> True when every crash there was safe, False when one was not."""
+    def _line_verdicts(outcomes: Sequence[_Outcome]) -> tuple[dict[tuple[str, int], bool], frozenset[tuple[str, int]]]:
+        """(file, line) -> True when every crash there was safe, False when one was not; and the lines whose
+        every crash point was pruned, so their verdict is inherited from an equivalent point that ran."""
         verdicts: dict[tuple[str, int], bool] = {}
+        ran: set[tuple[str, int]] = set()
         for outcome in outcomes:
-            plan = outcome.result.plan
-            if len(plan) != 1 or not isinstance(plan[0], FaultStep) or plan[0].fault != "crash":
-                continue
-            point = plan[0].point
-            key = (point.file, point.line)  # type: ignore[union-attr]
-            verdicts[key] = verdicts.get(key, True) and not outcome.result.violations
-        return verdicts
+            safe = not outcome.result.violations
+            for plan in (outcome.result.plan, *outcome.pruned):
+                if len(plan) != 1 or not isinstance(plan[0], FaultStep) or plan[0].fault != "crash":
+                    continue
+                point = plan[0].point
+                key = (point.file, point.line)  # type: ignore[union-attr]
+                verdicts[key] = verdicts.get(key, True) and safe
+                if plan is outcome.result.plan:
+                    ran.add(key)
+        return verdicts, frozenset(verdicts.keys() - ran)
 
     def replay_command(self, plan: Plan) -> str:
         from harness.explore.report import scenario_ref
@@ -310,23 +310,110 @@ class Explorer:
         return f"harness explore {ref} --engine {self.engine_name} --seed {self.seed} --replay '{plan_json}'"
 
     def close(self) -> None:
-        self.world.close()
+        self.session.close()
+
+
+def _scenario_from(target: Any) -> Scenario:
+    from harness.explore.scenario import Scenario
+
+    if isinstance(target, str):
+        import importlib
+
+        module_name, sep, attr = target.partition(":")
+        if not sep or not module_name or not attr:
+            raise ConfigurationError(f"expected a Scenario or 'module:attr' naming one, got {target!r}")
+        try:
+            found = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigurationError(f"cannot load {target!r}: {exc}") from None
+        if not isinstance(found, Scenario):
+            raise ConfigurationError(f"{target!r} is a {type(found).__name__}, not a Scenario")
+        return found
+    if not isinstance(target, Scenario):
+        raise ConfigurationError(
+            f"an Explorer takes a Scenario (or 'module:attr' naming one), not {type(target).__name__}; "
+            "harness.explore(job, args) also takes a bare job with its arguments"
+        )
+    return target
+
+
+def _phase(progress: Progress | None, phase: str, total: int) -> Callable[[], None] | None:
+    """A counter that tells `progress` of each plan of one phase, run or pruned."""
+    if progress is None:
+        return None
+    done = 0
+
+    def tell() -> None:
+        nonlocal done
+        done += 1
+        progress(phase, done, max(total, done))
+
+    return tell
 
 
 def explore(
-    scenario: Scenario,
+    target: Scenario | Any,
+    args: Sequence[Any] | None = None,
     *,
-    engine: str | Engine = "sim",
+    engine: str | Engine | None = None,
     depth: int = 1,
     examples: int = 0,
     seed: int = 0,
     routing: bool = False,
     prune: bool = True,
     progress: Progress | None = None,
+    attempt_timeout: float | Literal["scenario"] | None = "scenario",
+    invariants: Sequence[Any] = (),
+    configure: Callable[[World], None] | None = None,
+    targets: Sequence[str] = (),
+    enqueue_options: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Explore `scenario` and return its report; `report.assert_safe()` raises when it is unsafe."""
-    explorer = Explorer(scenario, engine=engine, seed=seed)
+    """Explore a `Scenario` (or `"module:attr"` naming one, as the CLI does), or a bare job run with `args`
+    (a `@harness.job`, a Dramatiq actor, a Celery task, or a function with `engine="rq"`), and return its
+    report; `report.assert_safe()` raises when it is unsafe. The engine is `engine=`, else the job's own (a
+    native job's type names it), else `sim`. `attempt_timeout` (seconds of wall time, None for no limit)
+    overrides the scenario's."""
+    if isinstance(target, str):
+        target = _scenario_from(target)
+    scenario = scenario_for(
+        target, args, invariants=invariants, configure=configure, targets=targets, enqueue_options=enqueue_options
+    )
+    explorer = Explorer(
+        scenario, engine=choose_engine(scenario.job, engine), seed=seed, attempt_timeout=attempt_timeout
+    )
     try:
         return explorer.explore(depth=depth, examples=examples, routing=routing, prune=prune, progress=progress)
     finally:
         explorer.close()
+
+
+def scenario_for(
+    target: Scenario | Any,
+    args: Sequence[Any] | None = None,
+    *,
+    invariants: Sequence[Any] = (),
+    configure: Callable[[World], None] | None = None,
+    targets: Sequence[str] = (),
+    enqueue_options: Mapping[str, Any] | None = None,
+) -> Scenario:
+    """`target` if it is a `Scenario`, else a scenario that runs the bare job `target` with `args`."""
+    from harness.explore.scenario import Scenario
+
+    if isinstance(target, Scenario):
+        if args is not None or invariants or configure is not None or targets or enqueue_options:
+            raise ConfigurationError(
+                f"explore({target.name!r}, ...): a Scenario carries its own args, invariants, configure, targets "
+                "and enqueue_options; pass those only with a bare job"
+            )
+        return target
+    name = job_name(target)  # refuses what is not a job, saying what to pass
+    arguments = list(args or [])
+    return Scenario(
+        name=name,
+        job=target,
+        setup=lambda world: arguments,
+        configure=configure,
+        invariants=tuple(invariants),
+        targets=tuple(targets),
+        enqueue_options=dict(enqueue_options or {}),
+    )

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -14,16 +13,16 @@ from harness.errors import UnsafeJobError
 from harness.injection.plans import CallPoint, Plan, plan_from_json
 
 if TYPE_CHECKING:
-    from harness.explore.explorer import Explorer
-    from harness.explore.runner import RunResult
     from harness.explore.scenario import Scenario
 
-__all__ = ["SCHEMA", "Report", "UnsafePlan", "scenario_ref"]
+__all__ = ["SCHEMA", "Report", "UnsafePlan", "plural", "same_way", "scenario_ref"]
 
 SCHEMA = "harness.report/1"
 
-#: Ids the fake services generate (`ch_1a2b3c4d`); two failures that differ only in them are one failure.
-_GENERATED_ID = re.compile(r"\b(?:ch|em|fr|err)_[0-9a-f]{8}\b")
+#: Ids services generate: the fakes' `ch_1a2b3c4d` or `msg_0f1e2d3c` (any short prefix, 8 hex digits) and
+#: Stripe-shaped `pi_3Nq...` ones (14 or more letters and digits). Two failures that differ only in them
+#: are one failure.
+_GENERATED_ID = re.compile(r"\b[a-z]{2,5}_(?:[0-9a-f]{8}|[0-9A-Za-z]{14,})\b")
 
 
 def scenario_ref(scenario: Scenario) -> str:
@@ -40,6 +39,17 @@ def scenario_ref(scenario: Scenario) -> str:
     return scenario.name
 
 
+def plural(count: int, noun: str) -> str:
+    """`1 violating plan`, `2 violating plans`: the one place reports count things."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def same_way(members: list[UnsafePlan]) -> int:
+    """How many plans besides the first of a group fail the same way: the group's other members and every
+    plan pruned as equivalent to any of them. Text and HTML both say this number."""
+    return len(members) - 1 + sum(u.equivalents for u in members)
+
+
 @dataclass
 class UnsafePlan:
     plan: Plan
@@ -48,6 +58,8 @@ class UnsafePlan:
     replay: str
     #: How many other plans were pruned as equivalent to this one (they fail the same way).
     equivalents: int = 0
+    #: The run on virtual time: attempts, retry delays, dead set, handlers (see `harness.explore.timeline`).
+    timeline: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -56,6 +68,7 @@ class UnsafePlan:
             "story": self.story,
             "replay": self.replay,
             "equivalents": self.equivalents,
+            "timeline": list(self.timeline),
         }
 
 
@@ -73,6 +86,10 @@ class Report:
     #: (file, line) -> True (every crash there was safe) / False (one was not), for the HTML form.
     lines: dict[tuple[str, int], bool] = field(default_factory=dict)
     description: str = ""
+    #: Lines of `lines` whose every crash point was pruned: their verdict is an equivalent point's.
+    inherited_lines: frozenset[tuple[str, int]] = frozenset()
+    #: What the explorer noticed that may make the verdict less than it seems (said in every form).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
@@ -82,37 +99,6 @@ class Report:
     @property
     def safe(self) -> bool:
         return self.verdict == "safe"
-
-    @classmethod
-    def build(
-        cls,
-        *,
-        explorer: Explorer,
-        baseline: RunResult,
-        plans_run: int,
-        plans_pruned: int,
-        unsafe: Sequence[UnsafePlan],
-        safe_lines: dict[tuple[str, int], bool],
-        routing: list[dict[str, Any]],
-        duration_s: float,
-    ) -> Report:
-        line_points = sum(len(e.lines) for e in baseline.executions)
-        call_points = 0
-        for execution in baseline.executions:
-            call_points += sum(2 if effect else 1 for _, effect in execution.calls)
-        return cls(
-            scenario=explorer.scenario.name,
-            engine=explorer.engine_name,
-            seed=explorer.seed,
-            points={"line": line_points, "call": call_points},
-            plans_run=plans_run,
-            plans_pruned=plans_pruned,
-            duration_s=duration_s,
-            unsafe=list(unsafe),
-            routing=routing,
-            lines=safe_lines,
-            description=explorer.scenario.description,
-        )
 
     # -- forms ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +114,7 @@ class Report:
             "verdict": self.verdict,
             "unsafe": [u.to_dict() for u in self.unsafe],
             "routing": list(self.routing),
+            "warnings": list(self.warnings),
         }
 
     def to_json(self, *, indent: int | None = 2) -> str:
@@ -141,22 +128,27 @@ class Report:
             f"{self.duration_s:.2f} s"
         )
         lines = [head, counts]
+        lines.extend(f"  warning: {warning}" for warning in self.warnings)
         groups = self.failures()
         if groups:
             equivalent = sum(u.equivalents for u in self.unsafe)
             pruned = f" (and {equivalent} pruned as equivalent to them)" if equivalent else ""
-            lines.append(f"  {len(self.unsafe)} violating plans{pruned}, {len(groups)} distinct failures:")
+            lines.append(
+                f"  {plural(len(self.unsafe), 'violating plan')}{pruned}, "
+                f"{plural(len(groups), 'distinct failure')}:"
+            )
         for n, members in enumerate(groups[:limit], 1):
             first = members[0]
             lines.append(f"  [{n}] {first.story}")
             for violation in first.violations:
                 lines.append(f"      violation: {violation}")
-            others = len(members) - 1 + sum(u.equivalents for u in members)
+            others = same_way(members)
             if others:
-                lines.append(f"      ({others} more plans fail the same way)")
+                lines.append(f"      ({plural(others, 'more plan')} {'fails' if others == 1 else 'fail'} the same way)")
             lines.append(f"      replay: {first.replay}")
         if len(groups) > limit:
-            lines.append(f"  ... and {len(groups) - limit} more distinct failures (see the JSON report)")
+            more = len(groups) - limit
+            lines.append(f"  ... and {plural(more, 'more distinct failure')} (see the JSON report)")
         if self.routing:
             lines.append("  routing:")
             for row in self.routing:

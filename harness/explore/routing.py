@@ -14,15 +14,15 @@ from harness.engines.base import EventKind
 from harness.injection.plans import CallPoint, FaultStep
 
 if TYPE_CHECKING:
-    from harness.explore.explorer import Explorer
+    from harness.explore.runner import RunSession
 
 __all__ = ["TRANSIENT_FAULTS", "check_routing"]
 
 TRANSIENT_FAULTS = ("503", "429", "timeout", "drop")
 
 
-def _observe(explorer: Explorer) -> dict[str, Any]:
-    world = explorer.world
+def _observe(session: RunSession) -> dict[str, Any]:
+    world = session.world
     events = world.engine.events
     return {
         "retried": any(e.kind is EventKind.RETRY_SCHEDULED for e in events),
@@ -37,24 +37,24 @@ def _row(fault: str, seen: dict[str, Any], expected: dict[str, Any], words: str)
     return {"fault": fault, **seen, "expected": words, "ok": ok}
 
 
-def check_routing(explorer: Explorer) -> list[dict[str, Any]]:
+def check_routing(session: RunSession) -> list[dict[str, Any]]:
     """Run one plan per failure kind and compare the outcome with the policy."""
-    baseline = explorer.baseline()
+    baseline = session.baseline()
     if not baseline.executions:
         return []
     first = baseline.executions[0]
-    options = explorer.scenario.job.options
-    retries = options.max_retries
-    keeps_dead = retries is not None and options.dead
+    policy = session.world.engine.retry_policy(session.scenario.job)
+    retries = policy.max_retries
+    keeps_dead = policy.dead
     rows: list[dict[str, Any]] = []
     call = first.calls[0][0] if first.calls else None
 
-    with explorer.tracing():
+    with session.tracing():
         if call is not None:
             point = CallPoint(call.service, call.operation, call.call, "before")
             for fault in TRANSIENT_FAULTS:
-                explorer._run(((FaultStep(1, point, fault)),))
-                seen = _observe(explorer)
+                session.run(((FaultStep(1, point, fault)),))
+                seen = _observe(session)
                 if retries:
                     rows.append(
                         _row(
@@ -78,8 +78,8 @@ def check_routing(explorer: Explorer) -> list[dict[str, Any]]:
             line = first.lines[0]
             attempts = (retries or 0) + 1
             plan = tuple(FaultStep(n, line, "bug") for n in range(1, attempts + 1))
-            explorer._run(plan)
-            seen = _observe(explorer)
+            session.run(plan)
+            seen = _observe(session)
             row = _row("permanent", seen, {"death_handler": 1}, "reported")
             row["ok"] = row["ok"] and seen["reported"] >= 1
             rows.append(row)
@@ -88,12 +88,12 @@ def check_routing(explorer: Explorer) -> list[dict[str, Any]]:
             from fake_services import FaultRule
 
             def break_service() -> None:
-                explorer.world.services.schedule(
+                session.world.services.schedule(
                     call.service, FaultRule(fault="503", phase="before", every=1, operation=call.operation)
                 )
 
-            explorer._run((), before_run=break_service)
-            seen = _observe(explorer)
+            session.run((), before_run=break_service)
+            seen = _observe(session)
             rows.append(
                 _row(
                     "exhausted",

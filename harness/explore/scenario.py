@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from harness.engines._native import job_function
 from harness.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class Scenario:
     - `fingerprint(world)`: see the field's comment.
     - `reset()`: drop process state after an injected crash (roll back and close connections, clear
       caches), as a fresh process would start.
+    - `calls_nothing`: the job truly calls no service; see the field's comment.
     """
 
     name: str
@@ -53,16 +55,46 @@ class Scenario:
     max_time: float = 30 * 24 * 3600.0
     description: str = ""
     tags: Sequence[str] = field(default_factory=tuple)
+    #: The explorer earns a verdict only from a clean run that succeeded and reached at least one service
+    #: call (or changed what `fingerprint` sees): a job whose client was never pointed at the fakes fails or
+    #: does nothing in every plan, and would look safe. A job that truly calls nothing says so here.
+    calls_nothing: bool = False
+    #: Wall-clock seconds one attempt may run before it is reported as hung (None: no limit). Virtual
+    #: time makes retries and slow services instant, so an attempt that runs this long is stuck.
+    attempt_timeout: float | None = 60.0
+    #: Called in each worker process of a parallel exploration (`jobs` > 1), before its world is built,
+    #: with the worker's number (1, 2, ...): give the process resources of its own (a database, a Redis
+    #: database) so workers do not see each other's runs. State in process memory and the in-process fake
+    #: services need nothing: each worker is a process of its own.
+    isolate: Callable[[int], None] | None = None
+    #: Engine options the entry job is enqueued with, as production code passes them: RQ's
+    #: `retry=Retry(...)` and `on_failure=`, `queue=`, Celery's `apply_async` options, Dramatiq's message options.
+    enqueue_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Also explore a broker that forgets (a Redis restarted without persistence): after each attempt of
+    #: the clean run, one plan drops every job the broker holds. No error is raised when that happens, so
+    #: only an invariant on business outcomes (`harness.invariants.completed_within`) can notice.
+    broker_loss: bool = False
+    #: Jobs a scheduler outside the broker enqueues on a timer (cron, a Kubernetes CronJob), as
+    #: (job, every seconds): once the run has gone quiet, each is enqueued every `every` seconds of
+    #: virtual time for `periodic_for` seconds, and the engine runs what follows. A reconciler that
+    #: re-enqueues stuck work lives here; the jobs must be registered too (`jobs=`).
+    periodic: Sequence[tuple[Job, float]] = ()
+    periodic_for: float = 2 * 3600.0
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigurationError("a scenario needs a name")
         if not callable(self.setup):
             raise ConfigurationError(f"scenario {self.name!r}: setup must be callable")
+        for entry in self.periodic:
+            every = entry[1] if isinstance(entry, tuple) and len(entry) == 2 else None
+            if isinstance(every, bool) or not isinstance(every, int | float) or every <= 0:
+                raise ConfigurationError(f"scenario {self.name!r}: periodic takes (job, every seconds) pairs "
+                                         f"with a positive interval, not {entry!r}")
 
     @property
     def target_modules(self) -> list[str]:
         if self.targets:
             return list(self.targets)
-        module = self.job.fn.__module__
+        module = job_function(self.job).__module__
         return [module.rsplit(".", 1)[0] if "." in module else module]

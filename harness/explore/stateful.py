@@ -27,10 +27,10 @@ __all__ = ["retry_machine"]
 
 def retry_machine(scenario: Scenario, *, engine: str | Engine = "sim", seed: int = 0) -> type[RuleBasedStateMachine]:
     """A state machine class exploring `scenario`; use its `.TestCase` as a test."""
-    from harness.explore.explorer import Explorer
+    from harness.explore.runner import RunSession
 
     # One clean run up front tells which lines and calls exist to be struck.
-    probe = Explorer(scenario, engine=engine, seed=seed)
+    probe = RunSession(scenario, engine=engine, seed=seed)
     try:
         baseline = probe.baseline()
     finally:
@@ -42,33 +42,27 @@ def retry_machine(scenario: Scenario, *, engine: str | Engine = "sim", seed: int
     class RetryMachine(RuleBasedStateMachine):
         def __init__(self) -> None:
             super().__init__()
-            self.explorer = Explorer(scenario, engine=engine, seed=seed)
+            self.session = RunSession(scenario, engine=engine, seed=seed)
             self.args: list[Any] = []
             self.steps: list[FaultStep] = []
 
         @initialize()
         def start(self) -> None:
-            explorer = self.explorer
-            with explorer.tracing():
-                explorer.baseline()  # the clean run's effects are the reference
-                world = explorer.world
-                world.reset()
-                if scenario.reset is not None:
-                    scenario.reset()
-                self.args = list(scenario.setup(world))
-                explorer.injector.begin((), recording=False)
-                with world.engine.activate():
-                    world.engine.enqueue(scenario.job, *self.args)
+            session = self.session
+            with session.tracing():
+                self.args = session.start()  # the clean run first: its effects are the reference
+                with session.world.engine.activate():
+                    session.world.engine.enqueue(scenario.job, *self.args)
 
         @rule()
         def deliver_again(self) -> None:
             """The broker delivers the job once more (at-least-once delivery)."""
-            with self.explorer.world.engine.activate():
-                self.explorer.world.engine.enqueue(scenario.job, *self.args)
+            with self.session.world.engine.activate():
+                self.session.world.engine.enqueue(scenario.job, *self.args)
 
         @rule(service=st.sampled_from(services), crash=st.booleans(), throttle=st.booleans())
         def toggle(self, service: str, crash: bool, throttle: bool) -> None:
-            behaviour = self.explorer.world.services.behaviours[service]
+            behaviour = self.session.world.services.behaviours[service]
             behaviour.crash, behaviour.throttle = crash, throttle
 
         @precondition(lambda self: bool(calls))
@@ -77,47 +71,45 @@ def retry_machine(scenario: Scenario, *, engine: str | Engine = "sim", seed: int
             from fake_services import FaultRule
 
             kind, phase = fault
-            self.explorer.world.services.schedule(
+            self.session.world.services.schedule(
                 call[0], FaultRule(fault=kind, phase=phase, next=1, operation=call[1])
             )
 
         @precondition(lambda self: bool(lines))
         @rule(point=st.sampled_from(lines or [None]))
         def crash_next_attempt(self, point: Any) -> None:
-            injector = self.explorer.injector
+            injector = self.session.injector
             step = FaultStep(len(injector.executions) + 1, point, "crash")
-            injector.plan_steps.setdefault(step.attempt, []).append(step)
+            injector.add_step(step)
             self.steps.append(step)
 
         @rule(count=st.integers(min_value=1, max_value=3))
         def run_jobs(self, count: int) -> None:
-            with self.explorer.tracing():
+            with self.session.tracing():
                 for _ in range(count):
-                    if not self.explorer.world.engine.step():
+                    if not self.session.world.engine.step():
                         break
 
         @rule()
         def jump_to_next_retry(self) -> None:
-            engine = self.explorer.world.engine
+            engine = self.session.world.engine
             due = engine.next_due()
             if due is not None and due > engine.clock.time():
                 engine.clock.advance_to(due)
 
         def teardown(self) -> None:
-            explorer = self.explorer
+            session = self.session
             try:
-                world = explorer.world
+                world = session.world
                 for behaviour in world.services.behaviours.values():
                     behaviour.reset()
                 world.services.clear_faults()
-                with explorer.tracing():
+                with session.tracing():
                     world.engine.run_until_quiet(max_time=scenario.max_time)
-                from harness.explore.runner import check_invariants
-
-                violations = check_invariants(scenario, world, explorer._extra_invariants)
+                violations = session.check()
                 assert not violations, f"{scenario.name}: " + "; ".join(violations)
             finally:
-                explorer.close()
+                session.close()
 
     RetryMachine.__name__ = RetryMachine.__qualname__ = f"RetryMachine_{scenario.name.replace('.', '_')}"
     return RetryMachine

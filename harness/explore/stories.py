@@ -1,4 +1,8 @@
-"""Tell a violating run as a short story: what each attempt did, where the fault struck, what it left."""
+"""Tell a violating run as a short story: what each attempt did, where the fault struck, what it left.
+
+A story is a pure function of the plan and the run's result: what it needs of the world (the last call an
+attempt made before it crashed) the injector wrote on the attempt's `Execution` as the attempt ended.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,7 @@ from typing import TYPE_CHECKING
 from harness.injection.plans import CallPoint, Duplicate, FaultStep, Plan, describe_point
 
 if TYPE_CHECKING:
-    from harness.explore.runner import Execution, RunResult
-    from harness.world import World
+    from harness.explore.runner import RunResult
 
 __all__ = ["describe_fault", "tell"]
 
@@ -37,19 +40,24 @@ def describe_fault(step: FaultStep) -> str:
     return f"crashed at `{describe_point(point)}`"
 
 
+def _crash_stack(step: FaultStep, stack: tuple[str, ...]) -> str:
+    """Where a crash struck, from the job's own line down to the crash point: the book's line-by-line
+    assessment is about the job's lines, and a crash in a helper names the job's line that called it."""
+    here = f"`{describe_point(step.point)}`"
+    assert not isinstance(step.point, CallPoint)
+    callers = list(stack)
+    if callers and callers[-1] == step.point.where():
+        callers.pop()
+    else:
+        callers = []  # the recorded stack is not this crash's: name the point alone
+    return " → ".join([*(f"`{frame}`" for frame in callers), here])
+
+
 def _short(job: str) -> str:
     return job.rsplit(".", 1)[-1]
 
 
-def _last_call(execution: Execution, world: World) -> str | None:
-    entries = world.services.journal.entries()[execution.journal_start : execution.journal_end]
-    if not entries:
-        return None
-    last = entries[-1]
-    return f"{last.service}.{last.operation}"
-
-
-def tell(plan: Plan, result: RunResult, world: World) -> str:
+def tell(plan: Plan, result: RunResult) -> str:
     """One sentence per attempt, joined with semicolons."""
     by_attempt: dict[int, list[FaultStep]] = {}
     for step in plan:
@@ -70,13 +78,27 @@ def tell(plan: Plan, result: RunResult, world: World) -> str:
             parts.append(f"{head} {tail}")
             continue
         step = steps[0]
-        sentence = f"{head} {describe_fault(step)}" if step.fault == "crash" else f"{head}: {describe_fault(step)}"
         if step.fault == "crash":
-            last = _last_call(execution, world)
+            sentence = f"{head} crashed at {_crash_stack(step, execution.stack)}"
+        else:
+            sentence = f"{head}: {describe_fault(step)}"
+        if step.fault == "crash":
+            last = execution.last_call
             sentence += f" just after `{last}` returned" if last else " before calling any service"
         elif execution.error is None:
             sentence += ", and the attempt carried on to the end"
         else:
             sentence += f", and the attempt failed with {execution.error}"
         parts.append(sentence)
+    for after, jobs in reversed(result.lost):
+        parts.insert(min(after, len(parts)), _forgotten(jobs))
     return "; ".join(parts)
+
+
+def _forgotten(jobs: list[str]) -> str:
+    """What a broker loss did, in the story's words: nothing raised, so nothing else would say it."""
+    if not jobs:
+        return "then the broker forgot everything it held (it held no job)"
+    names = ", ".join(dict.fromkeys(jobs))
+    count = "1 job" if len(jobs) == 1 else f"{len(jobs)} jobs"
+    return f"then the broker forgot everything it held, {count} ({names}), and no error was raised"

@@ -1,0 +1,126 @@
+"""Spread one exploration's plans over worker processes, with the same report as a serial run.
+
+Every plan runs on a freshly reset world and its result depends on nothing but the plan and the seed, so
+plans can run anywhere and be put back in order. A `PlanPool` forks `jobs` workers from the exploring
+process (they inherit the scenario and everything it imported, picklable or not); each calls the
+scenario's `isolate(worker)` to take resources of its own (a database file, say), builds its own
+`RunSession` and clean run, then runs the plans it is handed. Results come back in the order the plans
+were given, so pruning, grouping and the report are exactly those of a serial run.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from harness.errors import ConfigurationError, HarnessError, ScenarioError
+
+if TYPE_CHECKING:
+    from harness.explore.runner import RunResult, RunSession
+    from harness.explore.scenario import Scenario
+    from harness.injection.plans import Plan
+
+__all__ = ["MIN_PLANS_PER_WORKER", "PlanPool", "PlanRun"]
+
+#: Below this many plans a phase runs in the exploring process: starting a worker (its world, its clean
+#: run) costs about as much as a few dozen plans.
+MIN_PLANS_PER_WORKER = 40
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """One plan to run, and what to record of it."""
+
+    plan: Plan
+    recording: bool = False
+    record_from: int = 1
+
+
+# The worker process's session, built once by `_start`.
+_session: RunSession | None = None
+_failure: BaseException | None = None
+
+
+def _start(scenario: Scenario, options: dict[str, Any], counter: Any) -> None:
+    global _session, _failure
+    with counter.get_lock():
+        counter.value += 1
+        worker = counter.value
+    try:
+        from harness.explore.runner import RunSession
+
+        if scenario.isolate is not None:
+            try:
+                scenario.isolate(worker)
+            except Exception as err:
+                raise ScenarioError(f"isolate of scenario {scenario.name!r} raised {err!r} in worker {worker}") from err
+        _session = RunSession(scenario, **options)
+        _session.baseline()
+    except BaseException as exc:  # said when the worker is handed its first plan
+        _failure = exc
+
+
+def _run(run: PlanRun) -> RunResult:
+    if _failure is not None:
+        raise _failure if isinstance(_failure, HarnessError) else ScenarioError(
+            f"a worker process could not start: {_failure!r}"
+        )
+    assert _session is not None
+    return _session.run(run.plan, recording=run.recording, record_from=run.record_from)
+
+
+class PlanPool:
+    """`jobs` worker processes running plans of one scenario; use as a context manager."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        *,
+        engine: Any,
+        seed: int,
+        backend: str | None,
+        attempt_timeout: float | None,
+        jobs: int,
+    ) -> None:
+        if "fork" not in multiprocessing.get_all_start_methods():
+            raise ConfigurationError("parallel exploration needs fork(), which this platform lacks; use jobs=1")
+        self.scenario = scenario
+        self.jobs = jobs
+        self._options = {"engine": engine, "seed": seed, "backend": backend, "attempt_timeout": attempt_timeout}
+        self._pool: Any = None
+
+    def __enter__(self) -> PlanPool:
+        context = multiprocessing.get_context("fork")
+        counter = context.Value("i", 0)
+        with warnings.catch_warnings():
+            # Python 3.12+ warns that forking a process with threads may deadlock: the workers only run
+            # plans, never the locks of threads they did not inherit.
+            warnings.filterwarnings("ignore", message=".*fork.*", category=DeprecationWarning)
+            self._pool = context.Pool(self.jobs, initializer=_start, initargs=(self.scenario, self._options, counter))
+        return self
+
+    def run(self, runs: Sequence[PlanRun], tell: Callable[[], None] | None = None) -> list[RunResult]:
+        """Run `runs` on the workers; the results in the same order."""
+        if not runs:
+            return []
+        # Small chunks keep the workers evenly busy (plans differ in cost); large ones cost less to hand out.
+        chunk = max(1, min(16, len(runs) // (self.jobs * 8)))
+        results = []
+        for result in self._pool.imap(_run, runs, chunksize=chunk):
+            results.append(result)
+            if tell is not None:
+                tell()
+        return results
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if exc_type is None:
+            pool.close()
+        else:
+            pool.terminate()
+        pool.join()

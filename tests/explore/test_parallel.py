@@ -1,0 +1,92 @@
+"""Parallel exploration: plans spread over worker processes, the report identical to a serial run's."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import planted
+import pytest
+
+from harness.errors import ConfigurationError, ScenarioError
+from harness.explore import Explorer
+from scenarios.shop.scenarios import SPLIT
+
+
+def _report(scenario, *, jobs: int, depth: int = 2) -> str:
+    explorer = Explorer(scenario)
+    try:
+        data = explorer.explore(depth=depth, jobs=jobs).to_dict()
+    finally:
+        explorer.close()
+    data.pop("duration_s")
+    return json.dumps(data, sort_keys=True)
+
+
+def test_two_workers_give_the_serial_report_byte_for_byte_on_the_shop():
+    assert _report(SPLIT, jobs=2) == _report(SPLIT, jobs=1)
+
+
+def test_workers_of_a_scenario_without_external_state_need_no_isolation():
+    assert _report(planted.NAIVE, jobs=3) == _report(planted.NAIVE, jobs=1)
+
+
+def test_every_worker_is_isolated_with_its_own_number(tmp_path):
+    seen = tmp_path / "workers"
+    seen.mkdir()
+
+    def isolate(worker: int) -> None:
+        (seen / str(worker)).write_text("")
+
+    scenario = dataclasses.replace(planted.NAIVE, isolate=isolate)
+    _report(scenario, jobs=2)
+    assert sorted(p.name for p in seen.iterdir()) == ["1", "2"]
+
+
+def test_a_worker_that_cannot_isolate_itself_stops_the_exploration_with_the_reason():
+    def isolate(worker: int) -> None:
+        raise RuntimeError("no database server")
+
+    scenario = dataclasses.replace(planted.NAIVE, isolate=isolate)
+    with pytest.raises(ScenarioError, match=r"isolate of scenario 'planted.naive' raised RuntimeError"):
+        _report(scenario, jobs=2)
+
+
+@pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
+def test_jobs_must_be_a_whole_number_of_processes(jobs):
+    explorer = Explorer(planted.NAIVE)
+    try:
+        with pytest.raises(ConfigurationError, match="jobs must be a whole number"):
+            explorer.explore(jobs=jobs)
+    finally:
+        explorer.close()
+
+
+def test_the_cli_runs_in_parallel_by_default_only_a_scenario_that_isolates_its_workers():
+    import argparse
+
+    from harness.cli import _jobs
+
+    assert _jobs(argparse.Namespace(jobs=None), planted.NAIVE) == 1
+    assert _jobs(argparse.Namespace(jobs=None), SPLIT) >= 1
+    assert _jobs(argparse.Namespace(jobs=None), SPLIT) == (__import__("os").cpu_count() or 1)
+    assert _jobs(argparse.Namespace(jobs=3), planted.NAIVE) == 3
+
+
+def test_the_cli_reports_the_same_with_workers(tmp_path):
+    import subprocess
+    import sys
+
+    outputs = []
+    for jobs in ("1", "2"):
+        path = tmp_path / f"r{jobs}.json"
+        run = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "explore", "scenarios.shop.scenarios:NAIVE", "--depth", "2",
+             "--jobs", jobs, "--json", str(path), "--no-progress"],
+            capture_output=True, text=True, timeout=300,
+        )
+        assert run.returncode == 1, run.stderr
+        data = json.loads(path.read_text())
+        data.pop("duration_s")
+        outputs.append(data)
+    assert outputs[0] == outputs[1]
