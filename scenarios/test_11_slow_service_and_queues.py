@@ -86,7 +86,7 @@ def run_campaign(world: World, newsletter: Job) -> Run:
     with world.engine.activate():
         for reader in readers:
             newsletter.enqueue(reader, ISSUE)
-        order_id = create_order(customer, product)
+        order_id = create_order(customer, product, complete_with=jobs_idempotent.complete_order)
     placed = stats(world.engine)
     in_flight = []
     for _ in range(CAMPAIGN + 4):  # the campaign, the order's three jobs, one to spare

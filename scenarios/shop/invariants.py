@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from scenarios.shop import db
 from scenarios.shop.jobs_noretry import SALES_CHANNEL
-from scenarios.shop.orders import CONFIRMATION_TEMPLATE, Order, all_orders
+from scenarios.shop.orders import CONFIRMATION_TEMPLATE, Order
 
 if TYPE_CHECKING:
     from harness.world import World
@@ -26,6 +27,11 @@ __all__ = [
     "lost_announcement_reported",
     "order_matches_services",
 ]
+
+
+def all_orders() -> list[Order]:
+    """Every order as the database holds it now (read once per change, shared by every invariant)."""
+    return [Order(**row) for row in db.STATE.rows("orders")]
 
 
 def _order_id(record: dict[str, Any], field: str = "metadata") -> Any:
@@ -135,3 +141,15 @@ def lost_announcement_reported(world: World) -> list[str]:
                 f"({len(reports)} error reports, none from the death handler)"
             )
     return problems
+
+
+def order_outcomes(world: World) -> dict[int, tuple[float, float | None]]:
+    """When each order was placed and when it reached its final state (completed or declined; None while
+    it has not): what a production monitor of "orders not completed after an hour" reads."""
+    outcomes: dict[int, tuple[float, float | None]] = {}
+    for order in all_orders():
+        done = order.fulfilled_at if order.status == "completed" else None
+        if order.status == "declined":
+            done = order.charged_at or order.created_at
+        outcomes[order.id] = (order.created_at, done)
+    return outcomes

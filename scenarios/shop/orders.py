@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from scenarios.shop import app, db
 
@@ -107,21 +107,27 @@ def save_order(user_id: int, product_id: int, quantity: int = 1) -> int:
         return int(result.inserted_primary_key[0])
 
 
-def create_order(user_id: int, product_id: int, quantity: int = 1, *, complete_with: Job | None = None) -> int:
-    """Place an order: commit it, then enqueue the job that completes it (by default the idempotent one).
+def create_order(user_id: int, product_id: int, quantity: int = 1, *, complete_with: Job) -> int:
+    """Place an order: commit it, then enqueue `complete_with`, the job that completes it.
 
-    Enqueue goes to the current engine (`with engine.activate():`).
+    The caller names the job: each lesson chooses its stage of the book (naive, split or idempotent), and
+    the data layer takes no side. Enqueue goes to the current engine (`with engine.activate():`).
     """
     order_id = save_order(user_id, product_id, quantity)
-    if complete_with is None:
-        from scenarios.shop.jobs_idempotent import complete_order as complete_with
     complete_with.enqueue(order_id)
     return order_id
 
 
+# Built once: a statement built on every call costs more than running it does (jobs load and update the
+# order at nearly every step, thousands of times in an exploration).
+_ORDER_BY_ID = select(db.orders).where(db.orders.c.id == bindparam("order_id"))
+_ALL_ORDERS = select(db.orders).order_by(db.orders.c.id)
+_UPDATE_ORDER = db.orders.update().where(db.orders.c.id == bindparam("the_order_id"))
+
+
 def load_order(order_id: int) -> Order:
     with db.database().connect() as conn:
-        row = conn.execute(select(db.orders).where(db.orders.c.id == order_id)).mappings().first()
+        row = conn.execute(_ORDER_BY_ID, {"order_id": order_id}).mappings().first()
     if row is None:
         raise OrderNotFound(f"order {order_id} does not exist; was it committed before the job ran?")
     return Order(**row)
@@ -129,11 +135,11 @@ def load_order(order_id: int) -> Order:
 
 def all_orders() -> list[Order]:
     with db.database().connect() as conn:
-        rows = conn.execute(select(db.orders).order_by(db.orders.c.id)).mappings().all()
+        rows = conn.execute(_ALL_ORDERS).mappings().all()
     return [Order(**row) for row in rows]
 
 
 def update_order(order_id: int, **values: Any) -> None:
     """Record what a job did on the order row, in a transaction of its own."""
     with db.database().begin() as conn:
-        conn.execute(db.orders.update().where(db.orders.c.id == order_id).values(**values))
+        conn.execute(_UPDATE_ORDER, {"the_order_id": order_id, **values})

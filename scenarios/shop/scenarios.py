@@ -7,11 +7,13 @@ the job. `STAGES` holds the three versions of order completion in the order the 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from harness import Job
 from harness.explore.scenario import Scenario
-from scenarios.shop import db, jobs_idempotent, jobs_naive, jobs_noretry, jobs_split
+from harness.invariants import completed_within
+from scenarios.shop import db, jobs_idempotent, jobs_naive, jobs_noretry, jobs_reconcile, jobs_split
 from scenarios.shop.app import drop_process_state
 from scenarios.shop.invariants import (
     announced_at_most_once,
@@ -20,6 +22,7 @@ from scenarios.shop.invariants import (
     fulfilled_once,
     lost_announcement_reported,
     order_matches_services,
+    order_outcomes,
 )
 from scenarios.shop.middleware import configure
 from scenarios.shop.orders import create_product, create_user, save_order
@@ -27,7 +30,17 @@ from scenarios.shop.orders import create_product, create_user, save_order
 if TYPE_CHECKING:
     from harness.world import World
 
-__all__ = ["IDEMPOTENT", "NAIVE", "NO_RETRY", "SCENARIOS", "SPLIT", "STAGES", "place_order"]
+__all__ = [
+    "FORGETFUL_BROKER",
+    "FORGETFUL_BROKER_RECONCILED",
+    "IDEMPOTENT",
+    "NAIVE",
+    "NO_RETRY",
+    "SCENARIOS",
+    "SPLIT",
+    "STAGES",
+    "place_order",
+]
 
 ORDER_INVARIANTS = (charged_once, emailed_once, fulfilled_once, order_matches_services)
 
@@ -37,9 +50,9 @@ ORDER_INVARIANTS = (charged_once, emailed_once, fulfilled_once, order_matches_se
 WIRING = ("scenarios.shop.app", "scenarios.shop.db")
 
 
-def fingerprint(world: World) -> tuple[object, ...]:
+def fingerprint(world: World) -> object:
     """The app's own state for the explorer's pruning: every database row."""
-    return db.snapshot()
+    return db.STATE.fingerprint(world)
 
 
 def place_order(world: World) -> list[int]:
@@ -50,18 +63,23 @@ def place_order(world: World) -> list[int]:
     return [save_order(user_id, product_id, quantity=1)]
 
 
+#: `place_order` writes only the database, so later plans get its database back from a copy.
+replayed_place_order = db.STATE.replaying(place_order)
+
+
 def _stage(name: str, job: Job, jobs: tuple[Job, ...], description: str) -> Scenario:
     return Scenario(
         name=name,
         job=job,
         jobs=jobs,
-        setup=place_order,
+        setup=replayed_place_order,
         configure=configure,
         invariants=ORDER_INVARIANTS,
         targets=["scenarios.shop"],
         exclude=WIRING,
         reset=drop_process_state,
         fingerprint=fingerprint,
+        isolate=db.isolate_worker,
         description=description,
         tags=("shop", "order"),
     )
@@ -89,13 +107,14 @@ IDEMPOTENT = _stage(
 NO_RETRY = Scenario(
     name="shop.no_retry",
     job=jobs_noretry.announce_order,
-    setup=place_order,
+    setup=replayed_place_order,
     configure=configure,
     invariants=(announced_at_most_once, lost_announcement_reported),
     targets=["scenarios.shop"],
     exclude=WIRING,
     reset=drop_process_state,
     fingerprint=fingerprint,
+    isolate=db.isolate_worker,
     # A job that is never retried loses its effect when it fails; the death handler's alert covers that.
     compare_to_clean_run=False,
     description="a chat announcement with no idempotency support, never retried; a person hears of failures",
@@ -103,6 +122,28 @@ NO_RETRY = Scenario(
 )
 
 #: The book's three stages of order completion, in order, for `harness demo`.
+#: The business-outcome monitor: every order completed (or declined) within an hour of being placed.
+COMPLETED_WITHIN_AN_HOUR = completed_within(3600, order_outcomes, what="order")
+
+#: The idempotent stage when the broker forgets (a Redis restarted without persistence): safe under
+#: every retry, yet an order whose next job was queued when Redis lost it is never completed, and no
+#: error is raised anywhere. Only the monitor notices.
+FORGETFUL_BROKER = replace(
+    IDEMPOTENT,
+    name="shop.forgetful_broker",
+    invariants=(*ORDER_INVARIANTS, COMPLETED_WITHIN_AN_HOUR),
+    broker_loss=True,
+    description="the idempotent stage on a broker that forgets: orders stop halfway and nothing raises",
+)
+#: The fix: a reconciler run every half hour by a scheduler outside the broker pushes stuck orders on.
+FORGETFUL_BROKER_RECONCILED = replace(
+    FORGETFUL_BROKER,
+    name="shop.forgetful_broker_reconciled",
+    periodic=((jobs_reconcile.reconcile_orders, 1800.0),),
+    periodic_for=3600.0,
+    description="the same, with a reconciler on a timer that enqueues the next step of stuck orders",
+)
+
 STAGES: dict[str, Scenario] = {"naive": NAIVE, "split": SPLIT, "idempotent": IDEMPOTENT}
 
 #: Every shop scenario by short name.

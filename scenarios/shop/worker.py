@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from harness.clock import RealClock
-from harness.engines._sim_core import default_retry_delay
+from harness.engines._retry_rule import default_retry_delay
 from harness.engines.base import Engine, Event, Job, JobRecord, Stats, check_json_args
 from harness.errors import ConfigurationError, EngineUnavailable
 

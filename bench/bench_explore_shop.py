@@ -1,0 +1,87 @@
+"""Exploration speed where users feel it, and its memory over a long run.
+
+- `explore.shop_depth2_plans_per_s`: the example shop's three stages (naive, split, idempotent) explored
+  to depth 2 on the sim engine, SQLite, in this process: the plans of all three over their time.
+- `explore.parallel_speedup`: the same exploration with one worker process per core (`jobs=`), its time
+  against the serial one's, measured side by side; the note says whether the reports were identical.
+- `explore.rss_growth_ratio`: resident memory after a long exploration (10,000 plans; 2,000 with
+  `--quick`) against after its warm-up (the first tenth), as a growth ratio: 0.05 is 5 % more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+
+def _explore_shop(depth: int, jobs: int) -> tuple[int, float, str]:
+    from harness.explore import Explorer
+    from scenarios.shop.scenarios import STAGES
+
+    plans, reports = 0, []
+    started = time.perf_counter()
+    for scenario in STAGES.values():
+        explorer = Explorer(scenario)
+        try:
+            report = explorer.explore(depth=depth, jobs=jobs)
+        finally:
+            explorer.close()
+        plans += report.plans_run
+        data = report.to_dict()
+        data.pop("duration_s")
+        reports.append(data)
+    return plans, time.perf_counter() - started, json.dumps(reports, sort_keys=True)
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss_growth(total_plans: int) -> tuple[float, int]:
+    from bench._explore_job import THREE_CALLS
+    from harness.explore import Explorer
+
+    explorer = Explorer(THREE_CALLS, seed=0)
+    try:
+        done, warm = 0, None
+        while done < total_plans:
+            done += explorer.explore(examples=5).plans_run
+            if warm is None and done >= total_plans // 10:
+                warm = _rss_bytes()
+        assert warm is not None
+        return _rss_bytes() / warm - 1.0, done
+    finally:
+        explorer.close()
+
+
+def run(quick: bool) -> dict[str, dict[str, Any]]:
+    from scenarios.shop import db
+
+    db.configure_database(None)  # DATABASE_URL, else a fresh SQLite file: not what another benchmark left
+    depth = 1 if quick else 2
+    cores = os.cpu_count() or 1
+    _explore_shop(1, 1)  # warm-up: imports, statement caches
+    plans, serial_s, serial = _explore_shop(depth, 1)
+    _, parallel_s, parallel = _explore_shop(depth, max(2, cores))
+    growth, plans_run = _rss_growth(2_000 if quick else 10_000)
+    return {
+        "explore.shop_depth2_plans_per_s": {
+            "value": plans / serial_s,
+            "unit": "plans/s",
+            "note": f"{plans} plans of the shop's 3 stages at depth {depth} in {serial_s:.2f} s, sim, one process",
+        },
+        "explore.parallel_speedup": {
+            "value": serial_s / parallel_s,
+            "unit": "x",
+            "note": f"jobs={max(2, cores)} against jobs=1, same run ({cores} cores); reports identical: "
+            f"{'yes' if parallel == serial else 'NO'}",
+        },
+        "explore.rss_growth_ratio": {
+            "value": growth,
+            "unit": "ratio",
+            "note": f"RSS after {plans_run} plans against after the first tenth (three-call job, Hypothesis on)",
+        },
+    }
