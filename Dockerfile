@@ -33,4 +33,8 @@ EXPOSE 8000
 HEALTHCHECK --interval=5s --timeout=3s --start-period=10s --retries=5 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/behaviors', timeout=2)"]
 
-CMD ["harness", "serve", "--host", "0.0.0.0", "--port", "8000"]
+# Every interface inside the container, so the other containers reach it as http://fake-services:8000.
+# The container's published port is the boundary (compose.yaml and the docker run line above publish it
+# on the host's loopback only), so the control API is opened deliberately: no token, and the compose
+# network's name served. To publish it wider, drop --no-token and set HARNESS_SERVE_TOKEN instead.
+CMD ["harness", "serve", "--host", "0.0.0.0", "--port", "8000", "--no-token", "--allow-host", "fake-services"]

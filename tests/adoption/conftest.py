@@ -1,4 +1,4 @@
-"""`downstream/` is another project's source, copied out and run in its own virtual environment; this
-suite must not collect its tests (one of them fails on purpose)."""
+"""`downstream/` and `django_shop/` are other projects' sources, each copied out and run in a virtual
+environment of its own; this suite must not collect their tests (one of each fails on purpose)."""
 
-collect_ignore = ["downstream"]
+collect_ignore = ["downstream", "django_shop"]

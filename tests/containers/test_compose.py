@@ -204,7 +204,7 @@ def test_depends_on_targets_exist_and_can_become_healthy():
 def test_the_image_command_is_harness_serve_with_options_it_accepts():
     argv = _image_command()
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
-    assert argv[0] == "harness" and scripts["harness"] == "harness.cli:main"
+    assert argv[0] == "harness" and scripts["harness"] == "harness.cli:run"
     top = _run("-m", "harness.cli", "--help")
     assert top.returncode == 0, top.stderr
     choices = re.search(r"\{([a-z,]+)\}", top.stdout)
@@ -217,6 +217,25 @@ def test_the_image_command_is_harness_serve_with_options_it_accepts():
     parsed = _run("-m", "harness.cli", *argv[1:], "--help")
     assert parsed.returncode == 0, parsed.stderr
     assert argv[argv.index("--host") + 1] == "0.0.0.0"  # reachable from the other containers
+
+
+def test_the_image_serves_the_compose_network_and_the_healthcheck_without_a_token():
+    """Off loopback `harness serve` asks a token of the control API and refuses unknown Host names; the
+    image opens both on purpose, for the healthcheck and the shop's worker on the compose network."""
+    from fake_services.guard import Guard
+    from fake_services.messages import Call
+    from fake_services.server import access_for
+    from harness.cli import _build_parser
+
+    args = _build_parser().parse_args(_image_command()[1:])
+    access, generated = access_for(args.host, args.token, open_control=args.no_token,
+                                   allow_hosts=args.allow_host, environ={})
+    assert not generated and access.token is None
+    guard = Guard(FakeServices().front, access)
+    port = _served_port()
+    for host in (urlsplit(_healthcheck_url()).netloc, f"fake-services:{port}", f"localhost:{port}"):
+        for method, path in (("GET", urlsplit(_healthcheck_url()).path), ("PUT", "/behaviors/email")):
+            assert guard.check(Call.build(method, path, b"", {"host": host})) is None, (host, method, path)
 
 
 def test_the_healthcheck_probes_a_route_of_the_fake_services_without_touching_the_journal():

@@ -33,7 +33,7 @@ from doc_runner import (
 #: Where a page's examples run. "checkout": commands at the root of a checkout of this repository (a
 #: scratch copy made of links), Python in the repository itself. "project": an empty directory standing
 #: for a project that adopts the harness; Python runs there too and imports the files the page wrote.
-WORKDIR = {"plugin.md": "project", "invariants.md": "project"}
+WORKDIR = {"plugin.md": "project", "invariants.md": "project", "adopting.md": "project"}
 
 #: Names the existing reference pages use in their sketches without defining them, keyed by page and the
 #: number of the block (0-based) they precede. They let those sketches run as written.

@@ -239,3 +239,38 @@ def test_rules_on_the_in_process_fixtures_that_never_fired_fail_too(pytester):
     result = pytester.runpytest_subprocess()
     result.assert_outcomes(passed=3, errors=2)
     result.stdout.fnmatch_lines(["*never fired*chat rule chat-1*", "*never fired*fulfillment rule fulfillment-1*"])
+
+
+def test_a_long_exploration_shows_progress_lines_in_pytest_output(pytester, monkeypatch):
+    pytester.makepyfile(planted=PLANTED)
+    pytester.makepyfile(
+        test_jobs="""
+        import planted
+
+        def test_fixed(harness):
+            harness.explore(planted.SAFE, depth=2).assert_safe()
+        """
+    )
+    monkeypatch.setenv("HARNESS_PROGRESS_EVERY", "0")
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(
+        ["harness: planted.safe: depth 1, 1 of * plans (*%)", "harness: planted.safe: depth 2, *"]
+    )
+    monkeypatch.setenv("HARNESS_PROGRESS_EVERY", "600")
+    quiet = pytester.runpytest_subprocess("-q")
+    quiet.assert_outcomes(passed=1)
+    assert "harness: planted.safe" not in quiet.stdout.str()
+
+
+def test_a_services_url_where_nothing_answers_fails_with_one_sentence(pytester):
+    pytester.makepyfile(
+        """
+        def test_uses_services(fake_services_url):
+            pass
+        """
+    )
+    result = pytester.runpytest_subprocess("--harness-services-url", "http://127.0.0.1:9")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*--harness-services-url http://127.0.0.1:9: the fake services do not answer*"])
+    assert "Traceback" not in result.stdout.str() and "ConnectError(" not in result.stdout.str()

@@ -46,11 +46,17 @@ def test_order_is_committed_before_its_job_is_enqueued(world: World, shop_db: st
     assert (queued.job, queued.args) == (jobs_naive.complete_order.name, [order_id])
 
 
-def test_create_order_enqueues_the_idempotent_completion_by_default(world: World) -> None:
-    order_id = create_order(create_user(), create_product())
+def test_create_order_enqueues_the_job_the_caller_names(world: World) -> None:
+    order_id = create_order(create_user(), create_product(), complete_with=jobs_idempotent.complete_order)
     assert [(r.job, r.args, r.queue) for r in world.engine.queued()] == [
         (jobs_idempotent.complete_order.name, [order_id], "high")
     ]
+
+
+def test_create_order_takes_no_stage_by_default(world: World) -> None:
+    with pytest.raises(TypeError, match="complete_with"):
+        create_order(create_user(), create_product())  # type: ignore[call-arg]
+    assert world.engine.queued() == []
 
 
 def test_saved_order_copies_price_address_and_clock_time(world: World) -> None:
