@@ -2,7 +2,9 @@
 
 A `Behaviour` is what the seed's "make it behave badly" form holds, kept server-side. A `FaultRule`
 picks particular calls (the next N, the k-th, every k-th, or a seeded coin) and says what goes wrong
-and whether the service's effect happens first. A `Schedule` counts calls for each rule it holds.
+and whether the service's effect happens first; a rule with a time window (`after_s`, `for_s`) is an
+outage, watching only calls made within that window of the services' clock. A `Schedule` counts calls
+for each rule it holds.
 """
 
 from __future__ import annotations
@@ -14,7 +16,17 @@ from typing import Any
 
 from fake_services.bodies import integer
 
-__all__ = ["CRASH_STATUSES", "FAULTS", "MAX_SECONDS", "PHASES", "SELECTORS", "Behaviour", "FaultRule", "Schedule"]
+__all__ = [
+    "CRASH_STATUSES",
+    "FAULTS",
+    "MAX_OUTAGE_S",
+    "MAX_SECONDS",
+    "PHASES",
+    "SELECTORS",
+    "Behaviour",
+    "FaultRule",
+    "Schedule",
+]
 
 FAULTS = ("500", "502", "503", "504", "429", "timeout", "drop", "malformed")
 PHASES = ("before", "after")
@@ -23,13 +35,16 @@ CRASH_STATUSES = (500, 502, 503, 504)
 #: The longest sleep, timeout or Retry-After a service is told to use: an hour is past any client's
 #: patience, and a bound keeps every figure printable and every sleep finite.
 MAX_SECONDS = 3600.0
+#: The longest outage window: Sidekiq's 25 retries span about 21 days, and an outage longer than a
+#: retry schedule is no longer a fault the job can outlast.
+MAX_OUTAGE_S = 90 * 24 * 3600.0
 
 
-def _seconds(name: str, value: Any) -> float:
+def _seconds(name: str, value: Any, most: float = MAX_SECONDS) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}")
-    if not 0 <= value <= MAX_SECONDS:
-        raise ValueError(f"{name} must be a number of seconds from 0 to {MAX_SECONDS:g}, got {value!r}")
+        raise ValueError(f"{name} must be a number of seconds from 0 to {most:g}, got {value!r}")
+    if not 0 <= value <= most:
+        raise ValueError(f"{name} must be a number of seconds from 0 to {most:g}, got {value!r}")
     return float(value)
 
 
@@ -92,6 +107,11 @@ class FaultRule:
 
     `phase="before"`: nothing happens and the caller is told it failed; `"after"`: the effect happens
     and is recorded, then the caller is told it failed.
+
+    `after_s` and `for_s` give the rule a window on the services' clock, counted from when it was
+    scheduled: it watches calls from `after_s` seconds on, for `for_s` seconds (None: for ever). With no
+    selector that is an outage: `{"fault": "503", "for_s": 93600}` is a service down for 26 hours, and
+    on a virtual clock the retries of a job run into it on the engine's real schedule.
     """
 
     fault: str
@@ -104,6 +124,8 @@ class FaultRule:
     retry_after: float = 1.0
     timeout_s: float = 10.0
     seed: int | None = None
+    after_s: float = 0.0
+    for_s: float | None = None
     id: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,6 +153,9 @@ class FaultRule:
             raise ValueError(f"operation must be an operation name such as 'charge', got {self.operation!r}")
         self.retry_after = _seconds("retry_after", self.retry_after)
         self.timeout_s = _seconds("timeout_s", self.timeout_s)
+        self.after_s = _seconds("after_s", self.after_s, MAX_OUTAGE_S)
+        if self.for_s is not None:
+            self.for_s = _seconds("for_s", self.for_s, MAX_OUTAGE_S)
         if self.seed is not None:
             seed = integer(self.seed)
             if seed is None:
@@ -157,8 +182,14 @@ class FaultRule:
 class _Armed:
     rule: FaultRule
     rng: random.Random
+    #: When the rule's window opens and closes on the services' clock (inf: never closes).
+    opens: float = 0.0
+    closes: float = math.inf
     seen: int = 0
     fired: int = 0
+
+    def open_at(self, now: float) -> bool:
+        return self.opens <= now < self.closes
 
     def matches(self) -> bool:
         """Count this call and say whether the rule strikes it."""
@@ -187,21 +218,25 @@ class Schedule:
         self._armed: list[_Armed] = []
         self._counter = 0
 
-    def add(self, rule: FaultRule) -> FaultRule:
+    def add(self, rule: FaultRule, now: float = 0.0) -> FaultRule:
+        """Arm `rule`; its window (if any) is counted from `now` on the services' clock."""
         self._counter += 1
         armed = FaultRule(**{**rule.to_dict(), "id": f"{self.service}-{self._counter}"})
         if self.seed is None and rule.seed is None:
             rng = random.Random()  # unseeded services: probabilistic rules differ from run to run
         else:
             rng = random.Random(f"{self.seed}:{self.service}:{self._counter}:{rule.seed}")
-        self._armed.append(_Armed(armed, rng))
+        opens = now + armed.after_s
+        closes = opens + armed.for_s if armed.for_s is not None else math.inf
+        self._armed.append(_Armed(armed, rng, opens, closes))
         return armed
 
-    def pick(self, operation: str) -> FaultRule | None:
-        """Count the call against every rule that watches `operation`; the first that strikes wins."""
+    def pick(self, operation: str, now: float = 0.0) -> FaultRule | None:
+        """Count the call against every rule that watches `operation` at `now`; the first that strikes
+        wins. A rule outside its window neither counts the call nor strikes it."""
         chosen = None
         for armed in self._armed:
-            watching = armed.rule.operation is None or armed.rule.operation == operation
+            watching = (armed.rule.operation is None or armed.rule.operation == operation) and armed.open_at(now)
             if watching and armed.matches() and chosen is None:
                 chosen = armed.rule
         return chosen
@@ -217,7 +252,16 @@ class Schedule:
         return bool(self._armed)
 
     def rules(self) -> list[dict[str, Any]]:
-        return [{**a.rule.to_dict(), "seen": a.seen, "fired": a.fired} for a in self._armed]
+        """Each rule with its counts and, for a rule with a window, when it opens and closes on the
+        services' clock (`closes` is null for a window that never closes)."""
+        listed = []
+        for a in self._armed:
+            item = {**a.rule.to_dict(), "seen": a.seen, "fired": a.fired}
+            if a.rule.after_s or a.rule.for_s is not None:
+                item["opens"] = a.opens
+                item["closes"] = None if a.closes == math.inf else a.closes
+            listed.append(item)
+        return listed
 
     def clear(self) -> None:
         self._armed.clear()

@@ -52,6 +52,7 @@ class Control:
             ("behaviors", "*", "faults"): {"GET": get(self._faults), "POST": get(self._add_fault, (JSON,)),
                                            "DELETE": get(self._clear_faults)},
             ("behaviors", "*", "faults", "+"): {"DELETE": get(self._remove_fault)},
+            ("behaviors", "*", "keys"): {"GET": get(self._keys), "PUT": get(self._set_keys, (JSON,))},
             ("behaviors", "*", "ui"): {"GET": get(forms.behaviour_page, page=True)},
             # The pages' forms post under /ui/: they are for people, not part of the documented API.
             ("ui", "*", "behaviour"): {"POST": get(forms.behaviour, (FORM,), page=True)},
@@ -151,6 +152,18 @@ class Control:
         behaviour = self.services.behaviours[parts[1]]
         behaviour.update(body)
         return json_reply(200, behaviour.to_dict())
+
+    def _keys(self, call: Call, body: Any, parts: list[str]) -> Reply:
+        services, name = self.services, parts[1]
+        with services.lock:
+            expired = [e.to_dict() for e in services.idempotency.expired if e.service == name]
+        return json_reply(200, {"service": name, "retention_s": services.key_retention(name), "expired": expired})
+
+    def _set_keys(self, call: Call, body: Any, parts: list[str]) -> Reply:
+        if not isinstance(body, dict) or set(body) != {"retention_s"}:
+            raise ValueError('the body is {"retention_s": seconds} (null: back to the default of 24 h)')
+        self.services.set_key_retention(parts[1], body["retention_s"])
+        return self._keys(call, body, parts)
 
     def _faults(self, call: Call, body: Any, parts: list[str]) -> Reply:
         return json_reply(200, {"faults": self.services.faults(parts[1])})

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fake_services.behaviours import CRASH_STATUSES, FAULTS, MAX_SECONDS, PHASES, SELECTORS
+from fake_services.behaviours import CRASH_STATUSES, FAULTS, MAX_OUTAGE_S, MAX_SECONDS, PHASES, SELECTORS
 from fake_services.bodies import JSON, MAX_BODY_BYTES, MAX_DEPTH
-from fake_services.idempotency import MAX_KEY_LENGTH
+from fake_services.idempotency import MAX_KEY_LENGTH, MAX_RETENTION_S
 
 if TYPE_CHECKING:
     from fake_services.hub import Hub
@@ -281,6 +281,8 @@ def _fault_rule(operations: list[str]) -> dict[str, Any]:
         "retry_after": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         "timeout_s": {"type": "number", "minimum": 0, "maximum": MAX_SECONDS},
         "seed": {"type": ["integer", "null"]},
+        "after_s": {"type": "number", "minimum": 0, "maximum": MAX_OUTAGE_S},
+        "for_s": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_OUTAGE_S},
     }
     count = {"type": "integer", "minimum": 1}
     chosen = {"next": count, "nth": count, "every": count,
@@ -300,6 +302,8 @@ def _control_paths(services: Hub) -> dict[str, Any]:
     svc = [{"name": "service", "in": "path", "required": True,
             "schema": {"type": "string", "enum": list(services.services)}}]
     unknown = {"404": _problem("no such service")}
+    retention = _object({"service": {"type": "string"}, "retention_s": {"type": "number", "exclusiveMinimum": 0},
+                         "expired": {"type": "array", "items": _ANY_OBJECT}}, ["service", "retention_s", "expired"])
     paths: dict[str, Any] = {
         "/": {"get": _op("index of the services", {"200": _HTML}, tag="control")},
         "/openapi.json": {"get": _op("this document", {"200": _json(_ANY_OBJECT)}, tag="control")},
@@ -311,6 +315,15 @@ def _control_paths(services: Hub) -> dict[str, Any]:
             "put": _op("change some of a service's toggles",
                        {"200": _json(behaviour), **unknown, "422": _problem("a bad or missing body")},
                        body=_body(behaviour), params=svc, tag="control")},
+        "/behaviors/{service}/keys": {
+            "get": _op("how long the service keeps an Idempotency-Key, and the keys it has seen expire",
+                       {"200": _json(retention), **unknown}, params=svc, tag="control"),
+            "put": _op("change how long the service keeps an Idempotency-Key (null: back to 24 h)",
+                       {"200": _json(retention), **unknown, "422": _problem("a bad or missing body")},
+                       body=_body(_object({"retention_s": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                                                           "maximum": MAX_RETENTION_S}},
+                                          ["retention_s"], extra=False)),
+                       params=svc, tag="control")},
         "/behaviors/{service}/ui": {
             "get": _op("the service page with its forms", {"200": _HTML, **unknown}, params=svc, tag="control")},
         "/journal/ui": {"get": _op("the journal as an HTML page", {"200": _HTML}, tag="control")},
@@ -367,7 +380,10 @@ def _components() -> dict[str, Any]:
             "probability": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "operation": {"type": ["string", "null"]}, "retry_after": seconds, "timeout_s": seconds,
             "seed": {"type": ["integer", "null"]}, "seen": {"type": "integer", "minimum": 0},
-            "fired": {"type": "integer", "minimum": 0}},
+            "fired": {"type": "integer", "minimum": 0},
+            "after_s": {"type": "number", "minimum": 0, "maximum": MAX_OUTAGE_S},
+            "for_s": {"type": ["number", "null"], "minimum": 0, "maximum": MAX_OUTAGE_S},
+            "opens": {"type": "number"}, "closes": {"type": ["number", "null"]}},
             ["id", "fault", "phase", "next", "nth", "every", "probability", "operation", "retry_after",
              "timeout_s", "seed"]),
     }}

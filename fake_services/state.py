@@ -92,7 +92,7 @@ class FakeServices:
         """Arm `rule` on `service`; returns the rule's id. Calls are counted from now."""
         schedule = self._schedules[service]
         with self.lock:
-            armed = schedule.add(rule)
+            armed = schedule.add(rule, self.clock.time())
         assert armed.id is not None
         return armed.id
 
@@ -117,14 +117,26 @@ class FakeServices:
         if not schedule:
             return None
         with self.lock:
-            return schedule.pick(operation)
+            return schedule.pick(operation, self.clock.time())
+
+    def key_retention(self, service: str) -> float:
+        """How long `service` keeps an Idempotency-Key, in seconds of the services' clock."""
+        return self.idempotency.retention(self.services[service].name)
+
+    def set_key_retention(self, service: str, seconds: float | None) -> None:
+        """Keep `service`'s Idempotency-Keys `seconds` (None: the default, 24 h as Stripe keeps them).
+        ValueError when `seconds` is no retention; a reset puts the default back."""
+        name = self.services[service].name
+        with self.lock:
+            self.idempotency.set_retention(name, seconds)
 
     def effects(self) -> list[JournalEntry]:
         """Journal entries whose request changed a service's state."""
         return self.journal.effects()
 
     def reset(self, service: str | None = None) -> None:
-        """Everything back to the start: data, ids, behaviours, schedules, journal, idempotency keys.
+        """Everything back to the start: data, ids, behaviours, schedules, journal, idempotency keys and
+        their retention.
 
         With `service`, only that service's data, ids, behaviour, rules and keys (the journal stays).
         """
@@ -134,6 +146,7 @@ class FakeServices:
                 self.behaviours[name].reset()
                 self._schedules[name].clear()
                 self.idempotency.clear(name)
+                self.idempotency.set_retention(name, None)
             if service is None:
                 self.journal.clear()
                 self.idempotency.clear()

@@ -311,7 +311,9 @@ def _progress_lines(config: pytest.Config | None, label: str) -> Any:
 
 
 def _describe_rule(service: str, rule: dict[str, Any]) -> str:
-    shown = {k: v for k, v in rule.items() if v is not None and k not in ("id", "seen", "fired", "seed")}
+    shown = {k: v for k, v in rule.items()
+             if v is not None and k not in ("id", "seen", "fired", "seed", "opens", "closes")
+             and not (k == "after_s" and v == 0)}
     fields = ", ".join(f"{k}={v!r}" for k, v in shown.items())
     return f"{service} rule {rule['id']} ({fields}; saw {rule['seen']} calls)"
 

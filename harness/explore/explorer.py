@@ -21,7 +21,7 @@ from harness.explore.parallel import MIN_PLANS_PER_WORKER, PlanPool, PlanRun
 from harness.explore.report import Report, UnsafePlan
 from harness.explore.runner import Execution, RunResult, RunSession
 from harness.explore.stories import tell
-from harness.injection.plans import BrokerLoss, Duplicate, FaultStep, Plan, call_faults, count_points
+from harness.injection.plans import BrokerLoss, Duplicate, FaultStep, Outage, Plan, call_faults, count_points
 
 if TYPE_CHECKING:
     from harness.engines.base import Engine
@@ -189,6 +189,11 @@ class Explorer:
             singles.append(_Candidate((Duplicate(),)))
         if self.scenario.broker_loss and depth >= 1:
             singles.extend(_Candidate((BrokerLoss(e.index),)) for e in baseline.executions)
+        if self.scenario.outages and depth >= 1:
+            for e in baseline.executions:
+                for service in dict.fromkeys(call.service for call, _ in e.calls):
+                    singles.extend(_Candidate((Outage(e.index, service, float(length)),))
+                                   for length in self.scenario.outages)
         # Workers are forked before this process installs its tracer, so none inherits it half set up.
         with self._pool(jobs, len(singles) * (1 if depth < 2 else 10)) as pool, self.session.tracing():
             batch = _Batch()

@@ -198,7 +198,8 @@ class Report:
             if fault is not None and not any(getattr(s, "fault", None) == fault for s in steps):
                 continue
             if service is not None and not any(
-                isinstance(point := getattr(s, "point", None), CallPoint) and point.service == service for s in steps
+                (isinstance(point := getattr(s, "point", None), CallPoint) and point.service == service)
+                or getattr(s, "service", None) == service for s in steps
             ):
                 continue
             if text is not None and not any(text in v for v in unsafe.violations):

@@ -33,7 +33,7 @@ from harness.errors import (
 )
 from harness.explore.guard import DEFAULT_ATTEMPT_TIMEOUT_S, AttemptGuard, AttemptHung, ProcessExit, refusing_exit
 from harness.injection.lines import LinePoint
-from harness.injection.plans import BrokerLoss, CallPoint, Duplicate, FaultStep, Plan
+from harness.injection.plans import BrokerLoss, CallPoint, Duplicate, FaultStep, Outage, Plan
 
 if TYPE_CHECKING:
     from harness.engines.base import Engine
@@ -69,6 +69,9 @@ class Execution:
     #: `service.operation` of the last call the attempt made before an injected crash ended it (None
     #: when it made none), written as the attempt ends so that a story needs no live world.
     last_call: str | None = None
+    #: Idempotency keys this attempt sent after their service had dropped them (see
+    #: `fake_services.idempotency.KeyExpiry`): each request was processed as a new one.
+    keys_expired: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -115,11 +118,14 @@ class Injector(AttemptObserver):
         #: Code objects of the scenario's job functions: a failure's stack is told from there down.
         self.job_codes: frozenset[CodeType] = frozenset()
         self.plan_steps: dict[int, list[FaultStep]] = {}
+        self.outages: dict[int, list[Outage]] = {}
+        self._expired_seen = 0
         self.recording = False
         self.record_from = 1
         self.executions: list[Execution] = []
         self.fired: list[FaultStep] = []
         self._armed_calls: list[FaultStep] = []
+        self._armed_ids: list[tuple[str, str]] = []
         self._armed_line: FaultStep | None = None
         # sys.settrace slows every call in the process, so that backend is installed only for the
         # attempts that record or have a line armed; sys.monitoring stays installed (it costs nothing
@@ -129,9 +135,13 @@ class Injector(AttemptObserver):
 
     def begin(self, plan: Plan, *, recording: bool, record_from: int = 1) -> None:
         self.plan_steps = {}
+        self.outages = {}
+        self._expired_seen = 0
         for step in plan:
             if isinstance(step, FaultStep):
                 self.plan_steps.setdefault(step.attempt, []).append(step)
+            elif isinstance(step, Outage):
+                self.outages.setdefault(step.attempt, []).append(step)
         self.recording = recording
         self.record_from = record_from
         self.executions = []
@@ -197,16 +207,19 @@ class Injector(AttemptObserver):
                 tracer.on_record = None
         self._armed_calls = []
         self._armed_line = None
+        for outage in self.outages.get(index, ()):
+            self._start_outage(outage)
         for step in steps:
             if isinstance(step.point, CallPoint):
                 from fake_services import FaultRule
 
                 point = step.point
-                self.world.services.schedule(
+                rule_id = self.world.services.schedule(
                     point.service,
                     FaultRule(fault=step.fault, phase=point.phase, nth=point.call, operation=point.operation),
                 )
                 self._armed_calls.append(step)
+                self._armed_ids.append((point.service, rule_id))
             elif tracer is not None and self._armed_line is None:
                 if step.fault == "bug":
                     tracer.arm(step.point, error=InjectedError(f"injected bug at {step.point.where()}"))
@@ -260,10 +273,11 @@ class Injector(AttemptObserver):
                 assert isinstance(point, CallPoint)
                 if (point.service, point.operation, point.call) in faulted:
                     self.fired.append(step)
-        if self._armed_calls:
-            for service in {step.point.service for step in self._armed_calls if isinstance(step.point, CallPoint)}:
-                self.world.services.clear_faults(service)
-            self._armed_calls = []
+        self._disarm_calls()
+        store = self.world.services.idempotency
+        if len(store.expired) > self._expired_seen:
+            execution.keys_expired = list(store.expired[self._expired_seen:])
+            self._expired_seen = len(store.expired)
         if escaped and exc is not None:
             raise _escaped(exc, execution, self.guard) from exc
         if isinstance(exc, InjectedCrash) and self.reset_process is not None:
@@ -283,9 +297,25 @@ class Injector(AttemptObserver):
             if self._entered:
                 self._entered = False
                 tracer.__exit__(None, None, None)
-        if self._armed_calls:
-            self.world.services.clear_faults()
-            self._armed_calls = []
+        self._disarm_calls()
+
+    def _start_outage(self, outage: Outage) -> None:
+        """Take a service down from now for the outage's span of the services' clock; the rule stays until
+        the world is reset (its window closes it)."""
+        from fake_services import FaultRule
+
+        services = self.world.services
+        if outage.service not in services.services:
+            raise ConfigurationError(f"an outage names the service {outage.service!r}; the services are "
+                                     f"{', '.join(services.services)}")
+        services.schedule(outage.service, FaultRule(fault="503", for_s=outage.for_s, operation=outage.operation))
+
+    def _disarm_calls(self) -> None:
+        """Remove the call faults armed for the attempt that ended (an outage's rule stays)."""
+        for service, rule_id in self._armed_ids:
+            self.world.services.remove_fault(service, rule_id)
+        self._armed_ids = []
+        self._armed_calls = []
 
 
 def check_invariants(scenario: Scenario, world: World, extra: Sequence[Any] = ()) -> list[str]:
@@ -375,6 +405,11 @@ def start_plan(
 ) -> list[Any]:
     """Reset the world and the process, set the scenario up and arm `plan`; the job's arguments."""
     world.reset()
+    for service, seconds in scenario.key_retention.items():
+        try:
+            world.services.set_key_retention(service, seconds)
+        except (KeyError, ValueError) as err:
+            raise ConfigurationError(f"scenario {scenario.name!r}: key_retention for {service!r}: {err}") from None
     if scenario.reset is not None:
         scenario.reset()
     try:

@@ -80,10 +80,30 @@ class Scenario:
     #: re-enqueues stuck work lives here; the jobs must be registered too (`jobs=`).
     periodic: Sequence[tuple[Job, float]] = ()
     periodic_for: float = 2 * 3600.0
+    #: Also explore outages longer than a retry: for each attempt of the clean run and each service it
+    #: called, one plan per duration here (seconds of virtual time) takes that service down from the
+    #: attempt's start (every call answered 503). Retries run into it on the engine's own schedule, so a
+    #: retry that comes after the service forgot an idempotency key sends the key as a new request.
+    outages: Sequence[float] = ()
+    #: How long each service keeps an idempotency key, in seconds, where it differs from the default of
+    #: 24 hours (as Stripe keeps them): `{"payments": 3600}`.
+    key_retention: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        from fake_services.behaviours import MAX_OUTAGE_S
+
         if not self.name:
             raise ConfigurationError("a scenario needs a name")
+        if isinstance(self.outages, str | bytes) or not isinstance(self.outages, Sequence):
+            raise ConfigurationError(f"scenario {self.name!r}: outages is a list of durations in seconds, "
+                                     f"not {self.outages!r}")
+        for length in self.outages:
+            if isinstance(length, bool) or not isinstance(length, int | float) or not 0 < length <= MAX_OUTAGE_S:
+                raise ConfigurationError(f"scenario {self.name!r}: an outage lasts more than 0 and at most "
+                                         f"{MAX_OUTAGE_S:g} seconds (90 days), not {length!r}")
+        if not isinstance(self.key_retention, Mapping):
+            raise ConfigurationError(f"scenario {self.name!r}: key_retention maps service names to seconds, "
+                                     f"not {self.key_retention!r}")
         if not callable(self.setup):
             raise ConfigurationError(f"scenario {self.name!r}: setup must be callable")
         for entry in self.periodic:

@@ -6,9 +6,10 @@ attempt made before it crashed) the injector wrote on the attempt's `Execution` 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from typing import TYPE_CHECKING, Any
 
-from harness.injection.plans import CallPoint, Duplicate, FaultStep, Plan, describe_point
+from harness.injection.plans import CallPoint, Duplicate, FaultStep, Outage, Plan, describe_point, span
 
 if TYPE_CHECKING:
     from harness.explore.runner import RunResult
@@ -64,6 +65,10 @@ def tell(plan: Plan, result: RunResult) -> str:
         if isinstance(step, FaultStep):
             by_attempt.setdefault(step.attempt, []).append(step)
     fired = set(result.fired)
+    outages: dict[int, list[Outage]] = {}
+    for step in plan:
+        if isinstance(step, Outage):
+            outages.setdefault(step.attempt, []).append(step)
     parts: list[str] = []
     redelivered = any(isinstance(step, Duplicate) for step in plan)
     entry_job = result.executions[0].job if result.executions else None
@@ -71,11 +76,13 @@ def tell(plan: Plan, result: RunResult) -> str:
         if redelivered and execution.index > 1 and execution.job == entry_job and execution.attempt == 1:
             parts.append("then the whole job was delivered again")
             redelivered = False
+        for outage in outages.get(execution.index, ()):
+            parts.append(f"{_outage(outage)} from the start of attempt {execution.attempt} of {_short(execution.job)}")
         head = f"attempt {execution.attempt} of {_short(execution.job)}"
         steps = [s for s in by_attempt.get(execution.index, []) if s in fired]
         if not steps:
             tail = "ran to the end" if execution.error is None else f"failed with {execution.error}"
-            parts.append(f"{head} {tail}")
+            parts.append(f"{head} {tail}{_expired(execution.keys_expired)}")
             continue
         step = steps[0]
         if step.fault == "crash":
@@ -89,10 +96,56 @@ def tell(plan: Plan, result: RunResult) -> str:
             sentence += ", and the attempt carried on to the end"
         else:
             sentence += f", and the attempt failed with {execution.error}"
-        parts.append(sentence)
+        parts.append(sentence + _expired(execution.keys_expired))
     for after, jobs in reversed(result.lost):
         parts.insert(min(after, len(parts)), _forgotten(jobs))
-    return "; ".join(parts)
+    return "; ".join(_runs(parts) if outages else parts)
+
+
+def _outage(outage: Outage) -> str:
+    what = f"`{outage.service}.{outage.operation}`" if outage.operation else outage.service
+    return f"{what} was down for {span(outage.for_s)} (every call answered 503)"
+
+
+def _expired(expiries: list[Any]) -> str:
+    """What a key sent after its service dropped it did: no key can stop that second effect."""
+    told = []
+    for expiry in expiries:
+        told.append(f", and the key had expired: {expiry.service} keeps an Idempotency-Key {span(expiry.retention_s)}, "
+                    f"this retry sent {expiry.key!r} {span(expiry.age_s)} after its first use, so {expiry.service} "
+                    "processed it as a new request")
+    return "".join(told)
+
+
+_FAILED = re.compile(r"^attempt (\d+) of (\S+) failed with (\S+)$")
+
+
+def _runs(parts: list[str]) -> list[str]:
+    """Runs of plain failures ("attempt 3 of x failed with E", "attempt 4 ...") told as one: an outage of a
+    day fails a dozen retries alike, and the story is about the one that differs."""
+    told: list[str] = []
+    run: list[re.Match[str]] = []
+
+    def flush() -> None:
+        if len(run) >= 3:
+            first, last = run[0], run[-1]
+            told.append(f"attempts {first[1]} to {last[1]} of {first[2]} failed with {first[3]}")
+        else:
+            told.extend(m[0] for m in run)
+        run.clear()
+
+    for part in parts:
+        match = _FAILED.match(part)
+        if match is not None and (not run or (match[2], match[3]) == (run[-1][2], run[-1][3])):
+            run.append(match)
+            continue
+        flush()
+        if match is not None:
+            run.append(match)
+        else:
+            told.append(part)
+    flush()
+    return told
 
 
 def _forgotten(jobs: list[str]) -> str:

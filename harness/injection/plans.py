@@ -3,8 +3,9 @@
 A *point* is where a fault can strike: a `LinePoint` (file, line, hit) in target code, or a `CallPoint`
 (service, operation, call number, phase) at a request to a fake service. A *plan* is the list of faults
 of one run, each tied to the execution (the n-th job attempt of the run, counting every job) it hits.
-`Duplicate` and `BrokerLoss` strike no point: the whole job is delivered again after it succeeded, or
-the broker forgets every job it holds once the n-th attempt has ended.
+`Duplicate`, `BrokerLoss` and `Outage` strike no point: the whole job is delivered again after it
+succeeded, the broker forgets every job it holds once the n-th attempt has ended, or a service goes down
+for a span of virtual time from the start of the n-th attempt.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "Duplicate",
     "FaultStep",
     "LinePoint",
+    "Outage",
     "Plan",
     "as_plan",
     "call_faults",
@@ -155,7 +157,43 @@ class BrokerLoss:
         return {"attempt": self.attempt, "point": {"kind": "broker"}, "fault": "forget"}
 
 
-Step = FaultStep | Duplicate | BrokerLoss
+@dataclass(frozen=True, order=True)
+class Outage:
+    """From the start of execution `attempt` (1-based, as `FaultStep` counts), `service` answers every
+    call (of `operation` only, when given) with a 503 for `for_s` seconds of virtual time: the job's
+    retries run into it on the engine's own schedule, and one that outlives an idempotency key's retention
+    sends the key after the service forgot it."""
+
+    attempt: int
+    service: str
+    for_s: float
+    operation: str | None = None
+    kind = "outage"
+    fault = "outage"
+
+    def to_dict(self) -> dict[str, Any]:
+        point: dict[str, Any] = {"kind": "outage", "service": self.service, "for_s": self.for_s}
+        if self.operation is not None:
+            point["operation"] = self.operation
+        return {"attempt": self.attempt, "point": point, "fault": "outage"}
+
+    def describe(self) -> str:
+        what = f"{self.service}.{self.operation}" if self.operation else self.service
+        return f"{what} down for {span(self.for_s)}"
+
+
+def span(seconds: float) -> str:
+    """A stretch of time as people say it: `45 s`, `20 min`, `26 h`, `3 days`."""
+    if seconds < 120:
+        return f"{seconds:g} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.3g} min"
+    if seconds < 3 * 24 * 3600:
+        return f"{seconds / 3600:.3g} h"
+    return f"{seconds / 86400:.3g} days"
+
+
+Step = FaultStep | Duplicate | BrokerLoss | Outage
 Plan = tuple[Step, ...]
 
 
@@ -193,7 +231,26 @@ def _point_from_dict(data: Any) -> Point:
         if phase not in ("before", "after"):
             raise ConfigurationError(f"a call point's phase is 'before' or 'after', not {phase!r}")
         return CallPoint(_text(data, "service"), _text(data, "operation"), _whole(data, "call", 1), phase)
-    raise ConfigurationError(f"unknown point kind {kind!r} (expected 'line', 'call', 'duplicate' or 'broker')")
+    raise ConfigurationError(
+        f"unknown point kind {kind!r} (expected 'line', 'call', 'duplicate', 'broker' or 'outage')")
+
+
+def _outage_from_dict(item: dict[str, Any], point: dict[str, Any]) -> Outage:
+    from fake_services.behaviours import MAX_OUTAGE_S
+
+    if item.get("fault", "outage") != "outage":
+        raise ConfigurationError(f"an outage step's fault is 'outage', not {item.get('fault')!r}")
+    unknown = sorted(set(point) - {"kind", "service", "for_s", "operation"})
+    if unknown:
+        raise ConfigurationError(f"an outage point takes service, for_s and operation, not {', '.join(unknown)}")
+    for_s = point.get("for_s")
+    if isinstance(for_s, bool) or not isinstance(for_s, int | float) or not 0 < for_s <= MAX_OUTAGE_S:
+        raise ConfigurationError(f"an outage's for_s is a number of seconds above 0 and at most {MAX_OUTAGE_S:g}, "
+                                 f"not {for_s!r}")
+    operation = point.get("operation")
+    if operation is not None and (not isinstance(operation, str) or not operation):
+        raise ConfigurationError(f"an outage's operation is an operation name or absent, not {operation!r}")
+    return Outage(_whole(item, "attempt"), _text(point, "service"), float(for_s), operation)
 
 
 def _step_from_dict(item: Any) -> Step:
@@ -208,6 +265,8 @@ def _step_from_dict(item: Any) -> Step:
         if item.get("fault", "forget") != "forget":
             raise ConfigurationError(f"a broker step's fault is 'forget', not {item.get('fault')!r}")
         return BrokerLoss(_whole(item, "attempt"))
+    if isinstance(point, dict) and point.get("kind") == "outage":
+        return _outage_from_dict(item, point)
     parsed = _point_from_dict(point)
     fault = item.get("fault")
     allowed = LINE_FAULTS if isinstance(parsed, LinePoint) else SERVICE_FAULTS
@@ -239,7 +298,8 @@ def as_plan(plan: Any) -> Plan:
     """A plan from what a user may hand over: a plan (steps), a report's `plan` list, or its JSON text."""
     if isinstance(plan, str):
         return plan_from_json(plan)
-    if isinstance(plan, tuple | list) and all(isinstance(step, FaultStep | Duplicate | BrokerLoss) for step in plan):
+    if isinstance(plan, tuple | list) and all(isinstance(step, FaultStep | Duplicate | BrokerLoss | Outage)
+                                              for step in plan):
         return tuple(plan)
     if isinstance(plan, tuple | list):
         return plan_from_json(plan)

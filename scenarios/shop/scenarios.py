@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from harness import Job
 from harness.explore.scenario import Scenario
 from harness.invariants import completed_within
-from scenarios.shop import db, jobs_idempotent, jobs_naive, jobs_noretry, jobs_reconcile, jobs_split
+from scenarios.shop import db, jobs_idempotent, jobs_keyed, jobs_naive, jobs_noretry, jobs_reconcile, jobs_split
 from scenarios.shop.app import drop_process_state
 from scenarios.shop.invariants import (
     announced_at_most_once,
@@ -34,6 +34,8 @@ __all__ = [
     "FORGETFUL_BROKER",
     "FORGETFUL_BROKER_RECONCILED",
     "IDEMPOTENT",
+    "KEYED_ONLY",
+    "KEYED_RECORDED",
     "NAIVE",
     "NO_RETRY",
     "SCENARIOS",
@@ -144,7 +146,27 @@ FORGETFUL_BROKER_RECONCILED = replace(
     description="the same, with a reconciler on a timer that enqueues the next step of stuck orders",
 )
 
+#: An outage of a day and a bit: longer than the 24 hours a payment provider keeps an idempotency key.
+LONG_OUTAGE_S = 30 * 3600.0
+
+#: One job that trusts its idempotency keys alone and records the charge only at the end: safe under every
+#: ordinary fault, unsafe once an outage outlives the key (the retry after the key expired charges again).
+KEYED_ONLY = replace(
+    _stage("shop.keyed_only", jobs_keyed.ship_order, (),
+           "one job that trusts idempotency keys alone; an outage longer than a key's life charges twice"),
+    invariants=(charged_once, fulfilled_once, order_matches_services),
+    outages=(LONG_OUTAGE_S,),
+)
+#: The fix: the charge is written to the order row before anything else can fail, and a retry skips it.
+KEYED_RECORDED = replace(
+    KEYED_ONLY,
+    name="shop.keyed_recorded",
+    job=jobs_keyed.ship_order_recorded,
+    description="the same job recording the charge before fulfillment; no outage charges twice",
+)
+
 STAGES: dict[str, Scenario] = {"naive": NAIVE, "split": SPLIT, "idempotent": IDEMPOTENT}
 
 #: Every shop scenario by short name.
-SCENARIOS: dict[str, Scenario] = {**STAGES, "no_retry": NO_RETRY}
+SCENARIOS: dict[str, Scenario] = {**STAGES, "no_retry": NO_RETRY, "keyed_only": KEYED_ONLY,
+                                   "keyed_recorded": KEYED_RECORDED}
