@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 from harness import Job
 from harness.explore.scenario import Scenario
 from harness.invariants import completed_within
-from scenarios.shop import db, jobs_idempotent, jobs_keyed, jobs_naive, jobs_noretry, jobs_reconcile, jobs_split
+from scenarios.shop import (
+    db,
+    jobs_idempotent,
+    jobs_keyed,
+    jobs_locked,
+    jobs_naive,
+    jobs_noretry,
+    jobs_reconcile,
+    jobs_split,
+    locks,
+)
 from scenarios.shop.app import drop_process_state
 from scenarios.shop.invariants import (
     announced_at_most_once,
@@ -25,12 +35,14 @@ from scenarios.shop.invariants import (
     order_outcomes,
 )
 from scenarios.shop.middleware import configure
-from scenarios.shop.orders import create_product, create_user, save_order
+from scenarios.shop.orders import create_product, create_user, save_order, update_order
 
 if TYPE_CHECKING:
     from harness.world import World
 
 __all__ = [
+    "EMAIL_AT_ONCE",
+    "EMAIL_AT_ONCE_LOCKED",
     "FORGETFUL_BROKER",
     "FORGETFUL_BROKER_RECONCILED",
     "IDEMPOTENT",
@@ -163,6 +175,47 @@ KEYED_RECORDED = replace(
     name="shop.keyed_recorded",
     job=jobs_keyed.ship_order_recorded,
     description="the same job recording the charge before fulfillment; no outage charges twice",
+)
+
+def charged_order(world: World) -> list[int]:
+    """Setup: an order the first job has charged, so the confirmation email is next; no lock held."""
+    [order_id] = replayed_place_order(world)
+    update_order(order_id, status="charged", charged_at=world.clock.time())
+    locks.reset()
+    return [order_id]
+
+
+def fingerprint_with_locks(world: World) -> object:
+    """Every database row and every lock held: a delivery that takes or drops a lock touched something
+    the other one sees, so the concurrency explorer switches around it."""
+    return fingerprint(world), tuple(sorted(locks.redis().keys("lock:*")))
+
+
+#: The idempotent stage's email job, delivered twice at the same moment (explored by
+#: `harness.explore.concurrent`). Safe under every retry; two deliveries that both search before either
+#: sends send twice. The order module is excluded: its calls run as one step each, so no delivery is
+#: paused inside an open database transaction the other would wait on.
+EMAIL_AT_ONCE = Scenario(
+    name="shop.email_at_once",
+    job=jobs_idempotent.send_confirmation_email,
+    jobs=(jobs_idempotent.request_fulfillment,),
+    setup=charged_order,
+    configure=configure,
+    invariants=(emailed_once, fulfilled_once, order_matches_services),
+    targets=["scenarios.shop"],
+    exclude=(*WIRING, "scenarios.shop.orders", "scenarios.shop.locks"),
+    reset=drop_process_state,
+    fingerprint=fingerprint_with_locks,
+    description="the email job delivered twice at once: search-before-send sends twice",
+    tags=("shop", "concurrent"),
+)
+#: The fix: a Redis lock per order around the search and the send; the second delivery stops and is run
+#: again later, when the first has recorded the email.
+EMAIL_AT_ONCE_LOCKED = replace(
+    EMAIL_AT_ONCE,
+    name="shop.email_at_once_locked",
+    job=jobs_locked.send_confirmation_email,
+    description="the same with a Redis lock (SET NX with a token) around search and send",
 )
 
 STAGES: dict[str, Scenario] = {"naive": NAIVE, "split": SPLIT, "idempotent": IDEMPOTENT}
