@@ -45,6 +45,15 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_explore_options(explore)
     explore.add_argument("--html", metavar="PATH", help="write the annotated-source HTML report")
     explore.add_argument("--replay", metavar="PLAN", help="run one plan (the JSON a report printed)")
+    explore.add_argument("--deliveries", type=_deliveries, default=None, metavar="N",
+                         help="instead of faults, run N deliveries of the job at once (2 to 8) and explore "
+                         "their interleavings under a deterministic scheduler (see docs/concurrent.md)")
+    explore.add_argument("--preemptions", type=_count, default=2, metavar="N",
+                         help="with --deliveries: the most preemptions an interleaving may have (default 2)")
+    explore.add_argument("--samples", type=_count, default=0, metavar="N",
+                         help="with --deliveries: N more random interleavings, drawn from --seed")
+    explore.add_argument("--schedule", metavar="JSON",
+                         help="with --deliveries: run one interleaving (the schedule a report printed)")
 
     demo = sub.add_parser("demo", help="explore the example shop's jobs, naive to idempotent")
     _add_explore_options(demo)
@@ -76,6 +85,23 @@ def _workers(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected at least 1 process, got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
+    return value
+
+
+def _deliveries(text: str) -> int:
+    value = _count(text)
+    if not 2 <= value <= 8:
+        raise argparse.ArgumentTypeError(f"expected 2 to 8 deliveries, got {value}")
     return value
 
 
@@ -126,10 +152,9 @@ def _load(ref: str) -> Any:
 
 
 def _explore_one(scenario: Any, args: argparse.Namespace, ref: str | None) -> Any:
-    from harness.explore import Explorer, Scenario
+    from harness.explore import Explorer
 
-    if not isinstance(scenario, Scenario):
-        raise _UsageError(f"{ref} is a {type(scenario).__name__}, not a harness Scenario")
+    _check_scenario(scenario, ref or scenario.__class__.__name__)
     from harness.explore.progress import ProgressLine
 
     explorer = Explorer(scenario, engine=args.engine, seed=args.seed, ref=ref, attempt_timeout=_timeout(args))
@@ -204,7 +229,52 @@ def _check_writable(option: str, path: str | None) -> None:
         target.unlink()
 
 
+def _concurrent(args: argparse.Namespace) -> int:
+    """`--deliveries N`: the interleavings of N deliveries at once, instead of faults."""
+    from harness.explore.concurrent import Interleavings
+
+    if args.replay or args.html or args.depth != 1 or args.examples or args.routing:
+        raise _UsageError("--deliveries explores interleavings; it takes --preemptions, --samples, --schedule, "
+                          "--engine, --seed and --json, not --replay, --html, --depth, --examples or --routing")
+    if args.schedule and len(args.target) != 1:
+        raise _UsageError("--schedule runs one interleaving of one scenario: give exactly one MODULE:ATTR")
+    reports = []
+    for ref in args.target:
+        scenario = _load(ref)
+        _check_scenario(scenario, ref)
+        with Interleavings(scenario, engine=args.engine, seed=args.seed, deliveries=args.deliveries) as explorer:
+            if args.schedule:
+                run = explorer.replay(args.schedule)
+                print(f"{scenario.name}: {run.story()}")
+                for violation in run.violations:
+                    print(f"  violation: {violation}")
+                print(f"  verdict: {'UNSAFE' if run.violations else 'SAFE'}")
+                return EXIT_UNSAFE if run.violations else EXIT_SAFE
+            report = explorer.explore(preemptions=args.preemptions, samples=args.samples)
+        report.replay = (f"harness explore {ref} --engine {args.engine} --seed {args.seed} "
+                         f"--deliveries {args.deliveries} --schedule")
+        reports.append(report)
+    for report in reports:
+        print(report.to_text())
+    if args.json:
+        data = [r.to_dict() for r in reports]
+        _write(args.json, json.dumps(data[0] if len(data) == 1 else data, indent=2) + "\n")
+    return EXIT_UNSAFE if any(not r.safe for r in reports) else EXIT_SAFE
+
+
+def _check_scenario(scenario: Any, ref: str) -> None:
+    from harness.explore import Scenario
+
+    if not isinstance(scenario, Scenario):
+        raise _UsageError(f"{ref} is a {type(scenario).__name__}, not a harness.explore.Scenario")
+
+
 def _cmd_explore(args: argparse.Namespace) -> int:
+    if args.deliveries is not None:
+        _check_writable("--json", args.json)
+        return _concurrent(args)
+    if args.schedule or args.preemptions != 2 or args.samples:
+        raise _UsageError("--schedule, --preemptions and --samples go with --deliveries N")
     if args.replay and len(args.target) != 1:
         raise _UsageError("--replay runs one plan of one scenario: give exactly one MODULE:ATTR")
     _check_writable("--json", args.json)

@@ -125,6 +125,8 @@ class ConcurrencyReport:
     #: How many interleavings saw a delivery fail, by the error's class (a lock turning the second
     #: delivery away shows here).
     failures: dict[str, int] = field(default_factory=dict)
+    #: The command that replays an interleaving, less its schedule (the CLI sets it).
+    replay: str = ""
 
     @property
     def safe(self) -> bool:
@@ -153,7 +155,10 @@ class ConcurrencyReport:
         for n, unsafe in enumerate(self.unsafe, 1):
             lines.append(f"  [{n}] {unsafe.story()}")
             lines.extend(f"      violation: {v}" for v in unsafe.violations)
-            lines.append(f"      schedule: {unsafe.schedule_json()}")
+            if self.replay:
+                lines.append(f"      replay: {self.replay} '{unsafe.schedule_json()}'")
+            else:
+                lines.append(f"      schedule: {unsafe.schedule_json()}")
         return "\n".join(lines)
 
     def __str__(self) -> str:

@@ -4,12 +4,17 @@ bound and its pruning, replay, and what the scheduler cannot control (a blocked 
 from __future__ import annotations
 
 import json
+import pathlib
+import subprocess
+import sys
 
 import concurrent_jobs as jobs
 import pytest
 
 from harness.errors import ConfigurationError
 from harness.explore.concurrent import DeliveryBlocked, Interleavings, explore_concurrent
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def test_a_read_modify_write_loses_an_update_with_one_preemption():
@@ -85,3 +90,33 @@ def test_bad_options_are_refused(options, message):
 def test_bad_schedules_are_refused_with_what_is_expected(schedule, message):
     with Interleavings(jobs.COUNTER) as explorer, pytest.raises(ConfigurationError, match=message):
         explorer.replay(schedule)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "harness.cli", "explore", *args], capture_output=True, text=True,
+                          cwd=ROOT, timeout=300)
+
+
+def test_the_cli_explores_deliveries_and_replays_the_schedule_it_printed(tmp_path):
+    report = run_cli("tests.explore.concurrent_jobs:COUNTER", "--deliveries", "2", "--preemptions", "1",
+                     "--json", str(tmp_path / "r.json"))
+    assert report.returncode == 1, report.stderr
+    assert "2 deliveries at once, on sim (seed 0): UNSAFE" in report.stdout
+    assert json.loads((tmp_path / "r.json").read_text())["verdict"] == "UNSAFE"
+    command = next(line for line in report.stdout.splitlines() if "replay: harness explore" in line)
+    schedule = command.split("--schedule ", 1)[1].strip("'")
+    replayed = run_cli("tests.explore.concurrent_jobs:COUNTER", "--deliveries", "2", "--schedule", schedule)
+    assert replayed.returncode == 1 and "an update was lost" in replayed.stdout
+    safe = run_cli("tests.explore.concurrent_jobs:COUNTER", "--deliveries", "2", "--preemptions", "0")
+    assert safe.returncode == 0 and ": SAFE" in safe.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--deliveries", "1"], "expected 2 to 8 deliveries"),
+    (["--schedule", "{}"], "go with --deliveries N"),
+    (["--deliveries", "2", "--depth", "2"], "--deliveries explores interleavings"),
+    (["--deliveries", "2", "--schedule", "nope"], "not a schedule: not JSON"),
+])
+def test_the_cli_refuses_bad_concurrent_options(args, message):
+    result = run_cli("tests.explore.concurrent_jobs:COUNTER", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
