@@ -233,9 +233,9 @@ def _concurrent(args: argparse.Namespace) -> int:
     """`--deliveries N`: the interleavings of N deliveries at once, instead of faults."""
     from harness.explore.concurrent import Interleavings
 
-    if args.replay or args.html or args.depth != 1 or args.examples or args.routing:
-        raise _UsageError("--deliveries explores interleavings; it takes --preemptions, --samples, --schedule, "
-                          "--engine, --seed and --json, not --replay, --html, --depth, --examples or --routing")
+    if args.replay or args.html or args.depth != 1 or args.routing:
+        raise _UsageError("--deliveries explores interleavings; it takes --preemptions, --samples, --examples, "
+                          "--schedule, --engine, --seed and --json, not --replay, --html, --depth or --routing")
     if args.schedule and len(args.target) != 1:
         raise _UsageError("--schedule runs one interleaving of one scenario: give exactly one MODULE:ATTR")
     reports = []
@@ -250,7 +250,7 @@ def _concurrent(args: argparse.Namespace) -> int:
                     print(f"  violation: {violation}")
                 print(f"  verdict: {'UNSAFE' if run.violations else 'SAFE'}")
                 return EXIT_UNSAFE if run.violations else EXIT_SAFE
-            report = explorer.explore(preemptions=args.preemptions, samples=args.samples)
+            report = explorer.explore(preemptions=args.preemptions, samples=args.samples, examples=args.examples)
         report.replay = (f"harness explore {ref} --engine {args.engine} --seed {args.seed} "
                          f"--deliveries {args.deliveries} --schedule")
         reports.append(report)

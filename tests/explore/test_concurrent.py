@@ -47,6 +47,17 @@ def test_pruning_skips_switches_before_steps_that_touch_nothing_and_finds_the_sa
     assert {tuple(u.violations) for u in pruned.unsafe} == {tuple(u.violations) for u in full.unsafe}
 
 
+def test_hypothesis_finds_a_race_beyond_the_bound_and_shrinks_it_to_one_switch():
+    report = explore_concurrent(jobs.COUNTER, preemptions=0, examples=30)
+    [found] = report.unsafe
+    assert found.preemptions == 1 and len(found.switches) == 1
+    assert report.beyond == report.interleavings_run - 1  # all but the one run of the bound
+    again = explore_concurrent(jobs.COUNTER, preemptions=0, examples=30)
+    assert again.to_dict()["unsafe"] == report.to_dict()["unsafe"]  # derandomized: the same every time
+    with pytest.raises(ConfigurationError, match="examples must be a whole number"):
+        explore_concurrent(jobs.COUNTER, examples=-1)
+
+
 def test_an_interleaving_replays_from_its_schedule():
     report = explore_concurrent(jobs.COUNTER, preemptions=1)
     schedule = report.unsafe[0].schedule_json()
@@ -115,6 +126,7 @@ def test_the_cli_explores_deliveries_and_replays_the_schedule_it_printed(tmp_pat
     (["--deliveries", "1"], "expected 2 to 8 deliveries"),
     (["--schedule", "{}"], "go with --deliveries N"),
     (["--deliveries", "2", "--depth", "2"], "--deliveries explores interleavings"),
+    (["--deliveries", "2", "--html", "x.html"], "--deliveries explores interleavings"),
     (["--deliveries", "2", "--schedule", "nope"], "not a schedule: not JSON"),
 ])
 def test_the_cli_refuses_bad_concurrent_options(args, message):
