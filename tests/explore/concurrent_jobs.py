@@ -47,7 +47,7 @@ def count_visit_at_once(key: str) -> None:
 
 
 def _linger() -> None:
-    time.sleep(1.0)
+    time.sleep(3.0)
 
 
 @job(retry=3)

@@ -171,7 +171,6 @@ def settle_threads(world: Any) -> None:
 
 
 SLEEPS = _scenario("untrusted.sleeps", job=sleeps_forever, attempt_timeout=0.5)
-SPINS = _scenario("untrusted.spins", job=spins_forever, attempt_timeout=0.5)
 CHURNS = _scenario("untrusted.churns", job=churns_forever, attempt_timeout=0.5)
 SPINS_UNLIMITED = _scenario("untrusted.spins_unlimited", job=spins_forever, attempt_timeout=None)
 WAITS = _scenario("untrusted.waits", job=waits_forever, attempt_timeout=0.5)
