@@ -6,6 +6,11 @@ reconciler on a timer outside the broker that pushes stuck orders on."""
 
 from __future__ import annotations
 
+import os
+
+import pytest
+
+from harness.engines.workers import RealWorker, redis_available
 from harness.explore import Explorer
 from scenarios.shop.scenarios import FORGETFUL_BROKER, FORGETFUL_BROKER_RECONCILED, IDEMPOTENT
 
@@ -36,3 +41,32 @@ def test_a_reconciler_on_a_timer_completes_every_order(explored):
 
 def test_the_stages_without_the_option_never_lose_their_broker(explored):
     assert not explored(IDEMPOTENT).found(fault="forget")
+
+
+#: A Redis database per engine for the real-worker case, used by no other test (flushed when it closes).
+REAL_DB = {"rq": 3, "dramatiq": 4, "celery": 5}
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("engine", sorted(REAL_DB))
+def test_a_real_worker_on_a_real_redis_that_forgets(engine, engine_name):
+    """The same loss on the engines' own workers: a probe job runs, a second waits, and the worker's Redis
+    database is flushed (what a restart without persistence leaves). Nothing raises. The running job
+    still finishes: it is in the worker's hands. RQ fetches one job at a time, so the queued one is gone
+    for good. Dramatiq and Celery prefetch messages into the worker process, so a job already prefetched
+    survives the flush (seen on every run here), and everything beyond the prefetch would not."""
+    if engine_name != "sim":
+        pytest.skip("starts each engine's own worker whatever --harness-engine says: run once, with the default")
+    url = f"redis://127.0.0.1:6379/{REAL_DB[engine]}"
+    if not redis_available(url):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
+        pytest.skip(f"no Redis at {url}: the real-worker case needs a real Redis")
+    with RealWorker(engine, url) as worker:
+        report = worker.lose_broker(wait=4.0)
+    assert report.evidence["keys_flushed"] > 0, report
+    assert report.running_finished, report
+    if engine == "rq":
+        assert not report.queued_ran, report

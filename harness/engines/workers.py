@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigurationError, EngineUnavailable
 
-__all__ = ["KillReport", "RealWorker", "redis_available"]
+__all__ = ["KillReport", "LossReport", "RealWorker", "redis_available"]
 
 Outcome = Literal["recovered", "lost", "dead_lettered", "completed"]
 
@@ -49,6 +49,22 @@ class KillReport:
     recovery_s: float | None
     nominal_recovery_s: float | None = None
     forced: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LossReport:
+    """What became of two jobs when the broker's Redis forgot everything (`FLUSHDB`, as a restart without
+    persistence leaves it) while a real worker ran the first and the second waited in the queue.
+
+    `running_finished`: the first job, already in the worker's hands, still finished. `queued_ran`: the
+    second one ever started. `waited_s`: how long the harness watched for it after the loss.
+    """
+
+    engine: str
+    running_finished: bool
+    queued_ran: bool
+    waited_s: float
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
@@ -190,7 +206,39 @@ class RealWorker:
     def release(self, key: str) -> None:
         (self.probe_dir / f"{key}.release").write_text("go")
 
-    # -- the experiment -------------------------------------------------------------------------------
+    # -- the experiments ------------------------------------------------------------------------------
+    def lose_broker(self, *, wait: float = 5.0, settle: float = 0.3) -> LossReport:
+        """Run one probe job, queue a second behind it, then make the broker forget (`FLUSHDB` on the
+        worker's Redis database) and release both: see which ever runs. No error is raised anywhere by
+        the loss, so the report reads only what happened."""
+        import redis
+
+        first, first_id = self.enqueue_probe()
+        self.start()
+        if not self.wait_for(lambda: len(self.starts(first)) >= 1, 30.0):
+            raise EngineUnavailable(f"the {self.engine} worker never started the probe job:\n{self.log()}")
+        second, second_id = self.enqueue_probe()
+        time.sleep(settle)
+        started_before = len(self.starts(second)) > 0
+        client = redis.Redis.from_url(self.redis_url)
+        try:
+            keys_before = len(client.keys("*"))
+            client.flushdb()
+        finally:
+            client.close()
+        self.release(first)
+        self.release(second)
+        self.wait_for(lambda: self.done(first) >= 1, 10.0)
+        self.wait_for(lambda: len(self.starts(second)) >= 1, wait)
+        return LossReport(
+            self.engine,
+            running_finished=self.done(first) >= 1,
+            queued_ran=len(self.starts(second)) >= 1,
+            waited_s=wait,
+            evidence={"keys_flushed": keys_before, "second_started_before_the_loss": started_before,
+                      "jobs": [first_id, second_id]},
+        )
+
     def kill_mid_job(
         self,
         *,

@@ -2,7 +2,7 @@
 
 Jobs run in this process through RQ's own `SimpleWorker` in burst mode (the worker process is tested in
 `test_shop_worker.py`), so each test can read the queues, the retry set and the dead set in between. Each
-test has a queue prefix of its own in Redis database 9 (which no test flushes) and deletes its keys afterwards.
+test has a queue prefix of its own in Redis database 6 (which no test flushes) and deletes its keys afterwards.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from harness.engines.workers import redis_available
 from scenarios.shop import worker
 from scenarios.shop.worker import RedisQueues, Settings
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
+REDIS_URL = "redis://127.0.0.1:6379/6"
 
 pytestmark = [pytest.mark.redis, pytest.mark.timeout(60)]
 
