@@ -48,9 +48,9 @@ def _build_parser() -> argparse.ArgumentParser:
     explore.add_argument("--deliveries", type=_deliveries, default=None, metavar="N",
                          help="instead of faults, run N deliveries of the job at once (2 to 8) and explore "
                          "their interleavings under a deterministic scheduler (see docs/concurrent.md)")
-    explore.add_argument("--preemptions", type=_count, default=2, metavar="N",
+    explore.add_argument("--preemptions", type=_preemptions, default=2, metavar="N",
                          help="with --deliveries: the most preemptions an interleaving may have (default 2)")
-    explore.add_argument("--samples", type=_count, default=0, metavar="N",
+    explore.add_argument("--samples", type=_samples, default=0, metavar="N",
                          help="with --deliveries: N more random interleavings, drawn from --seed")
     explore.add_argument("--schedule", metavar="JSON",
                          help="with --deliveries: run one interleaving (the schedule a report printed)")
@@ -78,31 +78,32 @@ def _add_explore_options(parser: argparse.ArgumentParser) -> None:
                         help="no progress on stderr (a bar on a terminal, else a line every 10 s)")
 
 
+def _whole(text: str, least: int, most: int | None, what: str) -> int:
+    """`text` as a whole number of `what` from `least` to `most` (None: no upper bound)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of {what}, got {text!r}") from None
+    if value < least or (most is not None and value > most):
+        bound = f"from {least} to {most}" if most is not None else f"at least {least}"
+        raise argparse.ArgumentTypeError(f"expected a number of {what}, {bound}, got {value}")
+    return value
+
+
 def _workers(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of processes, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected at least 1 process, got {value}")
-    return value
+    return _whole(text, 1, None, "processes")
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
+def _preemptions(text: str) -> int:
+    return _whole(text, 0, None, "preemptions")
+
+
+def _samples(text: str) -> int:
+    return _whole(text, 0, None, "interleavings")
 
 
 def _deliveries(text: str) -> int:
-    value = _count(text)
-    if not 2 <= value <= 8:
-        raise argparse.ArgumentTypeError(f"expected 2 to 8 deliveries, got {value}")
-    return value
+    return _whole(text, 2, 8, "deliveries")
 
 
 def _seconds(text: str) -> float:

@@ -204,22 +204,7 @@ class SQLAlchemyState:
         Only for a setup whose whole effect is on this database (and the arguments it returns): anything
         else it does (files, module state) is not repeated.
         """
-        state = self
-
-        def replayed(world: Any) -> list[Any]:
-            key = id(state._engine())
-            recorded = state._recorded.get(key)
-            if recorded is None:
-                args = list(setup(world))
-                state._recorded[key] = (state._capture(), _frozen(args))
-                return args
-            saved, args = recorded
-            state._restore(saved)
-            return copy.deepcopy(args)
-
-        replayed.__name__ = getattr(setup, "__name__", "setup")
-        replayed.__doc__ = setup.__doc__
-        return replayed
+        return _replaying(self, setup, lambda: id(self._engine()))
 
     def _capture(self) -> Any:
         if self._watch is not None:
@@ -266,6 +251,26 @@ def _is_engine(value: Any) -> bool:
 def _order(table: Any) -> list[Any]:
     keys = list(table.primary_key.columns)
     return keys or list(table.columns)
+
+
+def _replaying(state: Any, setup: Callable[[Any], Sequence[Any]],
+               key: Callable[[], Hashable]) -> Callable[[Any], list[Any]]:
+    """`setup` run once per database (`key()` names it); later calls put back what `state._capture()` saw
+    it leave (`state._restore`) and return copies of the same arguments."""
+
+    def replayed(world: Any) -> list[Any]:
+        recorded = state._recorded.get(key())
+        if recorded is None:
+            args = list(setup(world))
+            state._recorded[key()] = (state._capture(), _frozen(args))
+            return args
+        saved, args = recorded
+        state._restore(saved)
+        return copy.deepcopy(args)
+
+    replayed.__name__ = getattr(setup, "__name__", "setup")
+    replayed.__doc__ = setup.__doc__
+    return replayed
 
 
 def _frozen(args: list[Any]) -> list[Any]:
@@ -385,22 +390,7 @@ class DjangoState:
     def replaying(self, setup: Callable[[Any], Sequence[Any]]) -> Callable[[Any], list[Any]]:
         """`setup`, run once; later calls put the models' rows back as it left them (and the id sequences)
         and return the same arguments. Only for a setup whose whole effect is on this database."""
-        state = self
-
-        def replayed(world: Any) -> list[Any]:
-            key = (state.using, id(state.connection.settings_dict))
-            recorded = state._recorded.get(key)
-            if recorded is None:
-                args = list(setup(world))
-                state._recorded[key] = (state._capture(), _frozen(args))
-                return args
-            saved, args = recorded
-            state._restore(saved)
-            return copy.deepcopy(args)
-
-        replayed.__name__ = getattr(setup, "__name__", "setup")
-        replayed.__doc__ = setup.__doc__
-        return replayed
+        return _replaying(self, setup, lambda: (self.using, id(self.connection.settings_dict)))
 
     def _capture(self) -> Any:
         connection = self.connection

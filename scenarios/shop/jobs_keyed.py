@@ -12,6 +12,8 @@ through but its answer was lost); the row covers every retry after that.
 
 from __future__ import annotations
 
+from typing import Any
+
 from harness import job
 from scenarios.shop import app
 from scenarios.shop.jobs_idempotent import idempotency_key
@@ -23,13 +25,7 @@ __all__ = ["ship_order", "ship_order_recorded"]
 @job(queue="high")
 def ship_order(order_id: int) -> None:
     order = load_order(order_id)
-    charge = app.payments().charge(
-        customer_id=order.customer_id,
-        payment_method_id=order.payment_method_id,
-        amount_cents=order.amount_cents,
-        metadata={"order_id": order.id},
-        idempotency_key=idempotency_key("charge", order.id),
-    )
+    charge = _charge(order)
     if charge.status != "success":
         update_order(order.id, status="declined", decline_reason=charge.explanation)
         return
@@ -43,19 +39,23 @@ def ship_order(order_id: int) -> None:
 def ship_order_recorded(order_id: int) -> None:
     order = load_order(order_id)
     if order.charge_id is None:
-        charge = app.payments().charge(
-            customer_id=order.customer_id,
-            payment_method_id=order.payment_method_id,
-            amount_cents=order.amount_cents,
-            metadata={"order_id": order.id},
-            idempotency_key=idempotency_key("charge", order.id),
-        )
+        charge = _charge(order)
         if charge.status != "success":
             update_order(order.id, status="declined", decline_reason=charge.explanation)
             return
         update_order(order.id, status="charged", charge_id=charge.charge_id, charged_at=app.now())
     request_id = _request_fulfillment(order)
     update_order(order.id, status="completed", fulfillment_request_id=request_id, fulfilled_at=app.now())
+
+
+def _charge(order: Order) -> Any:
+    return app.payments().charge(
+        customer_id=order.customer_id,
+        payment_method_id=order.payment_method_id,
+        amount_cents=order.amount_cents,
+        metadata={"order_id": order.id},
+        idempotency_key=idempotency_key("charge", order.id),
+    )
 
 
 def _request_fulfillment(order: Order) -> str:

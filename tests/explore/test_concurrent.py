@@ -123,7 +123,7 @@ def test_the_cli_explores_deliveries_and_replays_the_schedule_it_printed(tmp_pat
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--deliveries", "1"], "expected 2 to 8 deliveries"),
+    (["--deliveries", "1"], "expected a number of deliveries, from 2 to 8"),
     (["--schedule", "{}"], "go with --deliveries N"),
     (["--deliveries", "2", "--depth", "2"], "--deliveries explores interleavings"),
     (["--deliveries", "2", "--html", "x.html"], "--deliveries explores interleavings"),
