@@ -478,11 +478,21 @@ def _job_class(engine: RQEngine) -> type[RQJob]:
 
 def _worker_class(engine: RQEngine) -> type[SimpleWorker]:
     class HarnessWorker(SimpleWorker):
-        """RQ's in-process worker, with no signal handlers and no timeouts, reporting to the bridge."""
+        """RQ's in-process worker, with no signal handlers, no timeouts and no command channel, reporting to
+        the bridge."""
 
         death_penalty_class = _NoDeathPenalty
 
         def _install_signal_handlers(self) -> None:
+            pass
+
+        # RQ subscribes each worker to a pub/sub channel for remote commands (kill the horse, shut down),
+        # with a listener thread, every time `work()` starts: once per job here. Nothing sends commands to
+        # an in-process worker, and stopping that thread can wait up to its 60 s poll after unsubscribing.
+        def subscribe(self) -> None:
+            pass
+
+        def unsubscribe(self) -> None:
             pass
 
         def handle_job_success(self, job: RQJob, queue: Queue, *args: Any, **kwargs: Any) -> None:

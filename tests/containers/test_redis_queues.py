@@ -81,6 +81,14 @@ def _work(engine: RedisQueues) -> None:
         def _install_signal_handlers(self) -> None:
             pass
 
+        # No command channel: its listener thread can take up to 60 s to stop once unsubscribed (RQ polls
+        # it with sleep_time=60), which once outlasted the test's timeout. Nothing sends it commands here.
+        def subscribe(self) -> None:
+            pass
+
+        def unsubscribe(self) -> None:
+            pass
+
     queues = [engine._queue(name) for name in ("high", "default")]
     InProcess(queues, connection=engine.connection, name=f"{engine.prefix}-in-process").work(
         burst=True, logging_level="WARNING"
