@@ -8,8 +8,16 @@ later and it finds the email recorded."""
 from __future__ import annotations
 
 import json
+import os
 
+import pytest
+
+from fake_services.state import FakeServices
+from fake_services.testing import serve_in_thread
+from harness.engines.workers import RealWorker, redis_available
 from harness.explore.concurrent import Interleavings, explore_concurrent
+from scenarios.shop import db
+from scenarios.shop.orders import create_product, create_user, load_order, save_order, update_order
 from scenarios.shop.scenarios import EMAIL_AT_ONCE, EMAIL_AT_ONCE_LOCKED, IDEMPOTENT
 
 
@@ -41,3 +49,53 @@ def test_a_lock_around_search_and_send_is_safe_in_every_interleaving(engine_name
     assert report.safe, report.to_text()
     assert report.failures.get("LockBusy", 0) > 0  # the lock really turned a delivery away
     assert json.loads(json.dumps(report.to_dict()))["verdict"] == "SAFE"
+
+
+#: A Redis database per engine for the real-worker pair, used by no other test (flushed when it closes).
+REAL_DB = {"rq": 7, "dramatiq": 1, "celery": 2}
+
+
+@pytest.mark.redis
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+@pytest.mark.parametrize("engine", sorted(REAL_DB))
+@pytest.mark.parametrize(("stage", "emails"), [("jobs_idempotent", 2), ("jobs_locked", 1)], ids=["search", "locked"])
+def test_a_real_worker_pair_on_redis_delivered_the_same_job_at_once(engine, stage, emails, engine_name):
+    """The same on the engines' own workers: two worker processes on a real Redis each take one delivery
+    of the email job at the same moment, against the fake services over HTTP and the shop's database.
+    The email provider answers in a second, so the second delivery searches while the first one's send
+    is still on its way: both find nothing and both send. With the lock, the second delivery stops with
+    `LockBusy`, its engine retries it a second later, and it finds the email recorded."""
+    if engine_name != "sim":
+        pytest.skip("starts each engine's own workers whatever --harness-engine says: run once, with the default")
+    url = f"redis://127.0.0.1:6379/{REAL_DB[engine]}"
+    if not redis_available(url):
+        if os.environ.get("CI"):
+            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
+        pytest.skip(f"no Redis at {url}: the real-worker pair needs a real Redis")
+    services = FakeServices()
+    services.behaviours["email"].sleep = 1.0  # a slow provider: the window between search and send
+    order_id = _charged_order()
+    with serve_in_thread(services) as services_url:
+        env = {"HARNESS_SERVICES_URL": services_url, "DATABASE_URL": db.database_url(), "SHOP_REDIS_URL": url}
+        with RealWorker(engine, url, env=env) as worker:
+            report = worker.deliver_at_once(
+                f"scenarios.shop.{stage}:send_confirmation_email", [order_id],
+                setup="scenarios.shop.app:connect_from_env",
+            )
+            log = worker.log()
+    assert report.overlapped and report.completed, (report, log)
+    assert report.workers == 2 and len({run.pid for run in report.runs if run.run == 1}) == 2, report
+    sent = [e for e in services.email.records() if (e.get("template_data") or {}).get("order_id") == order_id]
+    assert len(sent) == emails, (sent, report, log)
+    if stage == "jobs_locked":
+        assert report.failures().get("LockBusy", 0) >= 1, report
+        assert load_order(order_id).email_id == sent[0]["email_id"]
+
+
+def _charged_order() -> int:
+    """An order the first job has charged, in the shop's own database (the workers read it there)."""
+    db.reset_data()
+    order_id = save_order(create_user(), create_product())
+    update_order(order_id, status="charged", charge_id="ch_1")
+    return order_id

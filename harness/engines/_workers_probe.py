@@ -3,7 +3,8 @@
 `python -m harness.engines._workers_probe ENGINE` reads its settings from the environment (set by
 `harness.engines.workers.RealWorker`) and runs the engine's own worker against a real broker. The probe
 job marks each start in a directory, then blocks until the harness drops a release file there, so the
-harness can kill the worker at a known point of the job.
+harness can kill the worker at a known point of the job. The delivery job (`deliver`) runs an app's own
+job instead, as one of several deliveries of it at once.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["probe", "settings"]
+__all__ = ["deliver", "probe", "settings"]
 
 
 def settings() -> dict[str, Any]:
@@ -41,6 +42,48 @@ def probe(key: str) -> str:
         time.sleep(0.02)
     _mark(folder / f"{key}.done.{run}", str(time.time()))
     return key
+
+
+_prepared: list[str] = []
+
+
+def _resolve(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def deliver(group: str, delivery: int, target: str, args: list[Any]) -> None:
+    """Run the job `target` with `args` as delivery number `delivery` of `group`: mark the start, wait
+    (on its first run) until every delivery of the group has started, run the job, mark how it ended.
+    An exception is marked and raised again, so the engine retries the delivery as it would any job.
+    What the job enqueues goes to an engine of its own that never runs it: each delivery is one job."""
+    conf = settings()
+    folder = Path(conf["probe_dir"])
+    if conf.get("setup") and not _prepared:
+        _resolve(conf["setup"])()
+        _prepared.append(conf["setup"])
+    name = f"{group}-{delivery}"
+    run = len(list(folder.glob(f"{name}.start.*"))) + 1
+    _mark(folder / f"{name}.start.{run}", json.dumps({"at": time.time(), "pid": os.getpid()}))
+    if run == 1:
+        deadline = time.monotonic() + conf.get("barrier_s", 15.0)
+        while len(list(folder.glob(f"{group}-*.start.1"))) < conf["deliveries"] and time.monotonic() < deadline:
+            time.sleep(0.005)
+    from harness.engines.base import Job
+    from harness.engines.sim import SimEngine
+
+    job = _resolve(target)
+    fn = job.fn if isinstance(job, Job) else job
+    try:
+        with SimEngine().activate():
+            fn(*args)
+    except Exception as exc:
+        _mark(folder / f"{name}.failed.{run}",
+              json.dumps({"at": time.time(), "error": f"{type(exc).__name__}: {exc}"}))
+        raise
+    _mark(folder / f"{name}.done.{run}", json.dumps({"at": time.time()}))
 
 
 def _run_rq(conf: dict[str, Any]) -> None:
@@ -76,7 +119,14 @@ def _run_dramatiq(conf: dict[str, Any]) -> None:
     dramatiq.actor(  # type: ignore[call-overload]
         probe, actor_name="probe", queue_name=conf["queue"], max_retries=conf.get("retries", 0), broker=broker
     )
+    delay_ms = int(conf.get("retry_delay", 1.0) * 1000)
+    dramatiq.actor(  # type: ignore[call-overload]
+        deliver, actor_name="deliver", queue_name=conf["queue"], max_retries=conf.get("retries", 0),
+        min_backoff=delay_ms, max_backoff=delay_ms, broker=broker,
+    )
     worker = Worker(broker, queues={conf["queue"]}, worker_threads=1, worker_timeout=100)
+    if conf.get("prefetch"):
+        worker.queue_prefetch = conf["prefetch"]
     stopping = threading.Event()
     # Dramatiq's CLI does the same on TERM: stop fetching, let the running message finish.
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -100,6 +150,8 @@ def celery_app(conf: dict[str, Any]) -> Any:
         task_default_queue=conf["queue"],
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        # With a prefetch, a busy worker would hold a second delivery of the same job back from another.
+        worker_prefetch_multiplier=conf.get("prefetch", 4),
     )
     app.task(
         probe,
@@ -107,6 +159,17 @@ def celery_app(conf: dict[str, Any]) -> Any:
         shared=False,
         acks_late=conf.get("acks_late", False),
         reject_on_worker_lost=conf.get("reject_on_worker_lost", False),
+    )
+    app.task(
+        deliver,
+        name="deliver",
+        shared=False,
+        acks_late=bool(conf.get("prefetch")),  # acknowledged on start, the next message would be reserved
+        autoretry_for=(Exception,),
+        max_retries=conf.get("retries", 0),
+        default_retry_delay=conf.get("retry_delay", 1.0),
+        retry_backoff=False,
+        retry_jitter=False,
     )
     return app
 

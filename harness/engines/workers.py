@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any, Literal
 
 from harness.errors import ConfigurationError, EngineUnavailable
 
-__all__ = ["KillReport", "LossReport", "RealWorker", "redis_available"]
+__all__ = ["AtOnceReport", "DeliveryRun", "KillReport", "LossReport", "RealWorker", "redis_available"]
 
 Outcome = Literal["recovered", "lost", "dead_lettered", "completed"]
 
@@ -66,6 +67,47 @@ class LossReport:
     queued_ran: bool
     waited_s: float
     evidence: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DeliveryRun:
+    """One run of one delivery: which delivery (1, 2, ...), which run of it (1, then its retries), the
+    worker process, when it started and ended (wall clock), and how: `done` or `failed` with `error`."""
+
+    delivery: int
+    run: int
+    pid: int
+    started: float
+    ended: float | None
+    outcome: Literal["done", "failed", "running"]
+    error: str | None = None
+
+
+@dataclass
+class AtOnceReport:
+    """The same job delivered `deliveries` times at once to as many real worker processes.
+
+    `overlapped`: every delivery's first run had started before any of them ended, so they really ran
+    at the same time (each waits at the start for the others, up to `barrier_s`). `completed`: every
+    delivery ended in success, after its retries. `runs`: each run in the order it started. The
+    effects of the job are for the caller to read from its own services and database.
+    """
+
+    engine: str
+    deliveries: int
+    overlapped: bool
+    completed: bool
+    runs: list[DeliveryRun]
+    workers: int
+
+    def failures(self) -> dict[str, int]:
+        """How many runs failed, by the exception's class name."""
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            if run.outcome == "failed" and run.error:
+                name = run.error.split(":", 1)[0]
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
 
 def redis_available(url: str) -> bool:
@@ -113,6 +155,8 @@ class RealWorker:
         }
         self.adapter = _ADAPTERS[engine](self)
         self.process: subprocess.Popen[bytes] | None = None
+        #: Every worker process started and not yet stopped (`deliver_at_once` runs several).
+        self.processes: list[subprocess.Popen[bytes]] = []
         self._logs: list[Path] = []
 
     # -- the worker process ---------------------------------------------------------------------------
@@ -121,7 +165,7 @@ class RealWorker:
         conf = {**self.settings, **overrides}
         log = self.probe_dir / f"worker-{len(self._logs) + 1}.log"
         self._logs.append(log)
-        env = {**os.environ, "HARNESS_WORKER_SETTINGS": json.dumps(conf)}
+        env = {**os.environ, **conf.get("env", {}), "HARNESS_WORKER_SETTINGS": json.dumps(conf)}
         with log.open("wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "harness.engines._workers_probe", self.engine],
@@ -130,6 +174,7 @@ class RealWorker:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
+        self.processes.append(self.process)
 
     def send(self, sig: int, job_pids: tuple[int, ...] = ()) -> float:
         """Send `sig` to the worker's process group and to the processes running jobs; when it was sent.
@@ -158,10 +203,13 @@ class RealWorker:
             return None
 
     def stop(self) -> None:
-        """Kill whatever worker runs and reap it."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
+        """Kill whatever workers run and reap them."""
+        for process in self.processes:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        self.processes = []
         self.process = None
 
     def close(self) -> None:
@@ -207,6 +255,72 @@ class RealWorker:
         (self.probe_dir / f"{key}.release").write_text("go")
 
     # -- the experiments ------------------------------------------------------------------------------
+    def deliver_at_once(
+        self,
+        target: str,
+        args: list[Any],
+        *,
+        deliveries: int = 2,
+        setup: str | None = None,
+        retries: int = 5,
+        retry_delay: float = 1.0,
+        barrier_s: float = 15.0,
+        timeout: float = 60.0,
+    ) -> AtOnceReport:
+        """Deliver the job `target` ("package.module:name", a `@job` or a plain function) with `args`
+        `deliveries` times at once, each to a worker process of its own, as an engine does when a
+        visibility timeout expires while the first worker is still busy or a client enqueues twice.
+
+        `setup` ("package.module:name") runs once in each worker process before its first delivery (to
+        point the app at its services and database; the `env` setting reaches it). Each delivery waits
+        at its start until all have started, so they overlap; a delivery that fails is retried by the
+        engine (`retries`, `retry_delay` seconds apart). Returns when every delivery succeeded or
+        `timeout` passed. Each worker fetches one message at a time (no prefetch), so no worker holds
+        a second delivery while running the first.
+        """
+        if deliveries < 2:
+            raise ConfigurationError(f"deliveries must be at least 2, got {deliveries}")
+        _import_path(target)  # a typo fails here, not in a worker's log
+        if setup is not None:
+            _import_path(setup)
+        group = uuid.uuid4().hex[:10]
+        conf = {"deliveries": deliveries, "setup": setup, "retries": retries, "retry_delay": retry_delay,
+                "barrier_s": barrier_s, "prefetch": 1}
+        self.settings.update(conf)  # the adapter reads the same dict
+        for _ in range(deliveries):
+            self.start()
+        for delivery in range(1, deliveries + 1):
+            self.adapter.enqueue_delivery(group, delivery, target, list(args))
+        def every_delivery_done() -> bool:
+            return all(self._runs_of(group, d, "done") for d in range(1, deliveries + 1))
+
+        completed = self.wait_for(every_delivery_done, timeout)
+        runs = self._delivery_runs(group)
+        firsts = [r for r in runs if r.run == 1]
+        ends = [r.ended for r in firsts if r.ended is not None]
+        overlapped = len(firsts) == deliveries and (not ends or max(r.started for r in firsts) < min(ends))
+        if not completed and not runs:
+            raise EngineUnavailable(f"no {self.engine} worker ran a delivery within {timeout:g} s:\n{self.log()}")
+        return AtOnceReport(self.engine, deliveries, overlapped, completed, runs, workers=len(self.processes))
+
+    def _runs_of(self, group: str, delivery: int, kind: str) -> list[Path]:
+        return sorted(self.probe_dir.glob(f"{group}-{delivery}.{kind}.*"))
+
+    def _delivery_runs(self, group: str) -> list[DeliveryRun]:
+        runs = []
+        for start in self.probe_dir.glob(f"{group}-*.start.*"):
+            delivery = int(start.name.split(".", 1)[0].rsplit("-", 1)[1])
+            run = int(start.name.rsplit(".", 1)[1])
+            began = json.loads(start.read_text())
+            ended, outcome, error = None, "running", None
+            for kind in ("done", "failed"):
+                mark = start.with_name(f"{group}-{delivery}.{kind}.{run}")
+                if mark.exists():
+                    end = json.loads(mark.read_text())
+                    ended, outcome, error = end["at"], kind, end.get("error")
+            runs.append(DeliveryRun(delivery, run, began["pid"], began["at"], ended, outcome, error))  # type: ignore[arg-type]
+        return sorted(runs, key=lambda r: (r.started, r.delivery, r.run))
+
     def lose_broker(self, *, wait: float = 5.0, settle: float = 0.3) -> LossReport:
         """Run one probe job, queue a second behind it, then make the broker forget (`FLUSHDB` on the
         worker's Redis database) and release both: see which ever runs. No error is raised anywhere by
@@ -352,6 +466,19 @@ class RealWorker:
         )
 
 
+def _import_path(path: str) -> Any:
+    """The object named by "package.module:name"."""
+    import importlib
+
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ConfigurationError(f"expected \"package.module:name\", got {path!r}")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigurationError(f"cannot import {path!r}: {err}") from err
+
+
 class _Adapter:
     def __init__(self, worker: RealWorker) -> None:
         import redis
@@ -361,6 +488,9 @@ class _Adapter:
         self.redis: Any = redis.Redis.from_url(worker.redis_url)
 
     def enqueue(self, key: str) -> str:
+        raise NotImplementedError
+
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
         raise NotImplementedError
 
     def evidence(self, job_id: str) -> dict[str, Any]:
@@ -396,6 +526,19 @@ class _RQ(_Adapter):
             "harness.engines._workers_probe.probe",
             key,
             retry=Retry(max=retries) if retries else None,
+            job_timeout=self.conf.get("job_timeout", 180),
+        )
+        return str(job.id)
+
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+        from rq import Queue, Retry
+
+        job = Queue(self.conf["queue"], connection=self.redis).enqueue(
+            "harness.engines._workers_probe.deliver",
+            group, delivery, target, args,
+            # RQ takes whole seconds between retries.
+            retry=Retry(max=self.conf["retries"], interval=math.ceil(self.conf["retry_delay"]))
+            if self.conf["retries"] else None,
             job_timeout=self.conf.get("job_timeout", 180),
         )
         return str(job.id)
@@ -460,6 +603,12 @@ class _Dramatiq(_Adapter):
         self._redis_ids: dict[str, str] = {}
 
     def enqueue(self, key: str) -> str:
+        return self._send("probe", (key,))
+
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+        return self._send("deliver", (group, delivery, target, args))
+
+    def _send(self, actor: str, args: tuple[Any, ...]) -> str:
         from dramatiq.message import Message
 
         from harness.engines._workers_probe import dramatiq_broker
@@ -468,7 +617,7 @@ class _Dramatiq(_Adapter):
         try:
             broker.declare_queue(self.conf["queue"])
             message: Any = Message(
-                queue_name=self.conf["queue"], actor_name="probe", args=(key,), kwargs={}, options={}
+                queue_name=self.conf["queue"], actor_name=actor, args=args, kwargs={}, options={}
             )
             message = broker.enqueue(message)
         finally:
@@ -511,6 +660,10 @@ class _Celery(_Adapter):
 
     def enqueue(self, key: str) -> str:
         result = self.app.send_task("probe", args=[key], queue=self.conf["queue"])
+        return str(result.id)
+
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+        result = self.app.send_task("deliver", args=[group, delivery, target, args], queue=self.conf["queue"])
         return str(result.id)
 
     def evidence(self, job_id: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ __all__ = [
     "Clock",
     "chat",
     "connect",
+    "connect_from_env",
     "drop_process_state",
     "email",
     "error_catcher",
@@ -57,6 +58,18 @@ def connect(http: httpx.Client | None, clock: Clock | None, *, base_url: str | N
         _http, _clock = http, clock
         _base_url = base_url or (str(http.base_url).rstrip("/") if http is not None else DEFAULT_BASE_URL)
         _clients.clear()
+
+
+def connect_from_env() -> None:
+    """Point the shop at the fake services at `HARNESS_SERVICES_URL`, on the wall clock: what a worker
+    process started outside any scenario does first. The database comes from `DATABASE_URL` and the
+    locks' Redis from `SHOP_REDIS_URL`, as always."""
+    import os
+
+    url = os.environ.get("HARNESS_SERVICES_URL")
+    if not url:
+        raise RuntimeError("HARNESS_SERVICES_URL is not set: name the fake services' base URL")
+    connect(None, None, base_url=url)
 
 
 def now() -> float:

@@ -145,3 +145,39 @@ def test_celery_early_ack_on_rabbitmq_loses_the_job():
         report = worker.kill_mid_job()
     assert report.evidence["queue_messages"] == 0
     assert report.outcome == "lost" and report.runs == 1
+
+
+@pytest.mark.parametrize("engine", sorted(DB))
+def test_deliver_at_once_runs_each_delivery_in_a_worker_of_its_own(engine, tmp_path):
+    with _worker(engine) as worker:
+        report = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], timeout=30)
+    assert report.completed and report.overlapped, report
+    assert report.workers == 2
+    assert sorted((r.delivery, r.outcome) for r in report.runs) == [(1, "done"), (2, "done")]
+    assert len({r.pid for r in report.runs}) == 2
+    assert len(list(tmp_path.glob("ran-*"))) == 2  # the job itself ran once in each process
+
+
+@pytest.mark.parametrize("engine", sorted(DB))
+def test_deliver_at_once_lets_the_engine_retry_a_failed_delivery(engine, tmp_path):
+    with _worker(engine) as worker:
+        report = worker.deliver_at_once(
+            "tests.engines.at_once_jobs:fails_twice", [str(tmp_path)], retries=2, retry_delay=0.5, timeout=30
+        )
+    assert report.completed, report
+    assert report.failures() == {"RuntimeError": 2}
+    assert sorted((r.delivery, r.run, r.outcome) for r in report.runs) == [
+        (1, 1, "failed"), (1, 2, "done"), (2, 1, "failed"), (2, 2, "done")]
+
+
+def test_deliver_at_once_refuses_bad_input_before_starting_a_worker():
+    from harness.errors import ConfigurationError
+
+    with _worker("rq") as worker:
+        with pytest.raises(ConfigurationError, match="at least 2"):
+            worker.deliver_at_once("tests.engines.at_once_jobs:note", ["x"], deliveries=1)
+        with pytest.raises(ConfigurationError, match=r"package\.module:name"):
+            worker.deliver_at_once("tests.engines.at_once_jobs.note", ["x"])
+        with pytest.raises(ConfigurationError, match="cannot import"):
+            worker.deliver_at_once("tests.engines.at_once_jobs:missing", ["x"])
+        assert worker.processes == []
