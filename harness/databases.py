@@ -7,6 +7,7 @@
   points leave the same database behind. It is read again only when the database changed: SQLite's
   `data_version` says when any connection (or process) committed; on other databases the engine's own
   commits and writes say so. Reading every row at every line point is what makes an exploration slow.
+  On SQLite the rows are read on the state's own connection, through the engine's result processors.
 - `reset()`: what a dying process drops: the scoped sessions it was given (rolled back and removed) and
   the engine's pooled connections (closed, rolling back what they hold). The data stays.
 - `replaying(setup)`: a scenario's setup that only writes the database runs once; later runs restore the
@@ -75,6 +76,7 @@ class SQLAlchemyState:
         self._dirty = True
         self._cached: tuple[Any, ...] | None = None
         self._tables: list[Any] | None = None
+        self._sqlite_reads: list[tuple[str, list[Any]]] | None = None
         self._recorded: dict[int, tuple[Any, Any]] = {}
         #: How many fingerprints read the database (the rest came from the cache), for benchmarks and tests.
         self.reads = 0
@@ -105,6 +107,7 @@ class SQLAlchemyState:
         self._watched = engine
         self._dirty = True
         self._tables = None
+        self._sqlite_reads = None
         if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
             # A connection of our own: its data_version moves whenever any other connection commits.
             self._watch = sqlite3.connect(engine.url.database, check_same_thread=False)
@@ -175,12 +178,40 @@ class SQLAlchemyState:
         raise ConfigurationError(f"no table {table!r}; the tables are {', '.join(t.name for t in self.tables())}")
 
     def _read(self) -> tuple[Any, ...]:
+        if self._watch is not None:
+            return self._read_sqlite(self._watch)
         engine = self._engine()
         with engine.connect() as conn:
             return tuple(
                 tuple(tuple(row) for row in conn.execute(table.select().order_by(*_order(table))))
                 for table in self.tables()
             )
+
+    def _read_sqlite(self, watch: sqlite3.Connection) -> tuple[Any, ...]:
+        """The same rows as `table.select()` through the engine, read on the state's own connection: the
+        statements are compiled once and the values go through the engine's own result processors (a
+        `Numeric` comes back a `Decimal`, a `DateTime` a `datetime`), without a pooled connection and
+        SQLAlchemy's result objects, which cost most of a read."""
+        reads = self._sqlite_reads
+        if reads is None:
+            engine = self._engine()
+            dialect = engine.dialect
+            reads = []
+            for table in self.tables():
+                statement = table.select().order_by(*_order(table))
+                sql = str(statement.compile(dialect=dialect))
+                processors = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                              for column in table.columns]
+                reads.append((sql, processors))
+            self._sqlite_reads = reads
+        snapshot = []
+        for sql, processors in reads:
+            rows = watch.execute(sql).fetchall()
+            if any(processors):
+                rows = [tuple(value if convert is None else convert(value)
+                              for convert, value in zip(processors, row, strict=True)) for row in rows]
+            snapshot.append(tuple(rows))
+        return tuple(snapshot)
 
     # -- reset --------------------------------------------------------------------------------------
     def reset(self) -> None:

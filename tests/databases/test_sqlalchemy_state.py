@@ -155,3 +155,58 @@ def test_on_postgresql_commits_are_seen_and_sequences_restart():
     finally:
         own.drop_all(engine)
         engine.dispose()
+
+
+def test_on_sqlite_the_fingerprint_holds_the_values_the_engine_would_return(tmp_path):
+    """The state reads SQLite on a connection of its own; every type comes back as SQLAlchemy gives it."""
+    import datetime
+    import decimal
+    import enum
+
+    from sqlalchemy import JSON, Boolean, Date, DateTime, Enum, Float, LargeBinary, Numeric, Time, TypeDecorator
+
+    class Colour(enum.Enum):
+        RED = "red"
+        BLUE = "blue"
+
+    class Upper(TypeDecorator):  # a type of the app's own, None included
+        impl = String
+        cache_ok = True
+
+        def process_result_value(self, value, dialect):
+            return "NONE" if value is None else value.upper()
+
+    typed = MetaData()
+    table = Table(
+        "things", typed,
+        Column("id", Integer, primary_key=True),
+        Column("price", Numeric(10, 2)), Column("ratio", Float), Column("paid", Boolean),
+        Column("at", DateTime), Column("day", Date), Column("time", Time), Column("data", JSON),
+        Column("blob", LargeBinary), Column("colour", Enum(Colour)), Column("shout", Upper(20)),
+    )
+    unordered = Table("unordered", typed, Column("a", Integer), Column("b", String(5)))
+    built = create_engine(f"sqlite:///{tmp_path / 'typed.sqlite3'}")
+    typed.create_all(built)
+    with built.begin() as conn:
+        conn.execute(insert(table), [
+            {"id": 2, "price": decimal.Decimal("12.50"), "ratio": 0.25, "paid": True,
+             "at": datetime.datetime(2026, 12, 4, 7, 0, 1, 5), "day": datetime.date(2026, 1, 2),
+             "time": datetime.time(23, 59, 1), "data": {"k": [1, "two", None]}, "blob": b"\x00\xff",
+             "colour": Colour.BLUE, "shout": "quiet"},
+        ])
+        conn.execute(insert(table).values(id=1))
+        conn.execute(insert(unordered), [{"a": 2, "b": "x"}, {"a": 1, "b": None}, {"a": 1, "b": "a"}])
+    state = SQLAlchemyState(built, tables=typed)
+    with built.connect() as conn:
+        expected = tuple(
+            tuple(tuple(row) for row in conn.execute(t.select().order_by(*(t.primary_key.columns or t.columns))))
+            for t in typed.sorted_tables
+        )
+    assert state._watch is None  # built lazily, with the first fingerprint
+    got = state.fingerprint()
+    assert state._watch is not None  # so this read went through the state's own connection
+    assert got == expected
+    assert [type(v) for v in got[0][1]] == [type(v) for v in expected[0][1]]
+    assert got[0][0][-1] == "NONE" and got[0][1][4] == datetime.datetime(2026, 12, 4, 7, 0, 1, 5)
+    assert state.rows("things")[1]["colour"] is Colour.BLUE
+    built.dispose()
