@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from fake_services.bodies import integer
@@ -181,12 +181,21 @@ class FaultRule:
 @dataclass
 class _Armed:
     rule: FaultRule
-    rng: random.Random
+    #: The seed of the rule's coin (None: unseeded), and the coin, made at its first toss: seeding a
+    #: `Random` from a string costs more than arming a rule, and most rules never toss one.
+    seed: str | None
     #: When the rule's window opens and closes on the services' clock (inf: never closes).
     opens: float = 0.0
     closes: float = math.inf
     seen: int = 0
     fired: int = 0
+    _rng: random.Random | None = None
+
+    @property
+    def rng(self) -> random.Random:
+        if self._rng is None:
+            self._rng = random.Random() if self.seed is None else random.Random(self.seed)
+        return self._rng
 
     def open_at(self, now: float) -> bool:
         return self.opens <= now < self.closes
@@ -221,14 +230,14 @@ class Schedule:
     def add(self, rule: FaultRule, now: float = 0.0) -> FaultRule:
         """Arm `rule`; its window (if any) is counted from `now` on the services' clock."""
         self._counter += 1
-        armed = FaultRule(**{**rule.to_dict(), "id": f"{self.service}-{self._counter}"})
+        armed = replace(rule, id=f"{self.service}-{self._counter}")
         if self.seed is None and rule.seed is None:
-            rng = random.Random()  # unseeded services: probabilistic rules differ from run to run
+            seed = None  # unseeded services: probabilistic rules differ from run to run
         else:
-            rng = random.Random(f"{self.seed}:{self.service}:{self._counter}:{rule.seed}")
+            seed = f"{self.seed}:{self.service}:{self._counter}:{rule.seed}"
         opens = now + armed.after_s
         closes = opens + armed.for_s if armed.for_s is not None else math.inf
-        self._armed.append(_Armed(armed, rng, opens, closes))
+        self._armed.append(_Armed(armed, seed, opens, closes))
         return armed
 
     def pick(self, operation: str, now: float = 0.0) -> FaultRule | None:

@@ -115,3 +115,15 @@ def test_every_fault_raises_the_same_error_on_both_paths(fault, phase):
     direct = in_process_client(FakeServices(seed=3))
     assert direct_services(direct) is not None
     assert _error(direct, fault, phase) == _error(_httpx_client(FakeServices(seed=3)), fault, phase)
+
+
+def test_records_are_copies_down_to_their_nested_values():
+    services = FakeServices(seed=1)
+    client = in_process_client(services)
+    EmailClient(BASE, http=client).send(to="pat@example.com", template_id="t",
+                                        template_data={"order_id": 1, "lines": [{"sku": "a"}]})
+    copy = services.email.records()
+    copy[0]["template_data"]["lines"][0]["sku"] = "changed"
+    copy[0]["template_data"]["order_id"] = 2
+    copy.clear()
+    assert services.email.records()[0]["template_data"] == {"order_id": 1, "lines": [{"sku": "a"}]}
