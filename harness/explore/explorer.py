@@ -140,7 +140,7 @@ class Explorer:
 
     def _run_batch(self, batch: _Batch, stats: _Stats, tell: Callable[[], None] | None, pool: PlanPool | None) -> None:
         """Run a batch (in this process, or spread over `pool`'s) and add its outcomes in plan order."""
-        if pool is not None and len(batch.runs) >= MIN_PLANS_PER_WORKER:
+        if pool is not None and len(batch.runs) >= 2 * pool.jobs:  # once started, workers cost little
             results = pool.run(batch.runs, tell)
         else:
             results = []

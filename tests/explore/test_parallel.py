@@ -90,3 +90,29 @@ def test_the_cli_reports_the_same_with_workers(tmp_path):
         data.pop("duration_s")
         outputs.append(data)
     assert outputs[0] == outputs[1]
+
+
+def test_workers_end_cleanly_and_never_run_the_parents_code(tmp_path):
+    """A worker keeps the session's guards on for its whole life (they refuse `os._exit`), so it must turn
+    them off before its own last `os._exit`; a worker whose exit was refused would go on running the code
+    of the process that forked it, and print what only that one prints."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    script = tmp_path / "explore_twice.py"
+    script.write_text(
+        "from harness.explore import Explorer\n"
+        "from scenarios.shop.scenarios import SPLIT\n"
+        "explorer = Explorer(SPLIT)\n"
+        "report = explorer.explore(depth=2, jobs=2)\n"
+        "explorer.close()\n"
+        "print('explored', report.plans_run)\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=root,
+                          env={**os.environ, "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("explored") == 1, done.stdout
+    assert "Traceback" not in done.stderr and "ProcessExit" not in done.stderr, done.stderr
