@@ -197,7 +197,7 @@ def run(quick: bool) -> dict[str, dict]:
         how = (f"server CPU per request of a trivial Starlette endpoint over ours "
                f"({statistics.median(cpu_bare) * 1e6:.0f} vs "
                f"{statistics.median(cpu_services) * 1e6:.0f} us)")
-    where = f"{CONCURRENCY} concurrent keep-alive connections, uvicorn in a child process on loopback"
+    where = f"{CONCURRENCY} concurrent keep-alive connections, uvicorn ({_stack()}) in a child process on loopback"
     in_process = max(_in_process_rate(2000 if quick else 10000) for _ in range(3))
     return {
         "services.inprocess_charges_per_s": {"value": round(in_process, 1), "unit": "req/s",
@@ -212,3 +212,11 @@ def run(quick: bool) -> dict[str, dict]:
         "services.vs_bare_asgi_ratio": {"value": round(ratio, 3), "unit": "ratio",
                                         "note": f"{how}; bare endpoint {bare_rate:.0f} req/s"},
     }
+
+
+def _stack() -> str:
+    """What uvicorn runs on: uvloop and httptools when installed (the `fast` extra), else pure Python."""
+    import importlib.util
+
+    fast = [name for name in ("uvloop", "httptools") if importlib.util.find_spec(name) is not None]
+    return " + ".join(fast) if fast else "asyncio + h11"
