@@ -157,6 +157,7 @@ class RealWorker:
         self.process: subprocess.Popen[bytes] | None = None
         #: Every worker process started and not yet stopped (`deliver_at_once` runs several).
         self.processes: list[subprocess.Popen[bytes]] = []
+        self._at_once_conf: dict[str, Any] | None = None
         self._logs: list[Path] = []
 
     # -- the worker process ---------------------------------------------------------------------------
@@ -211,6 +212,7 @@ class RealWorker:
                 process.wait(timeout=10)
         self.processes = []
         self.process = None
+        self._at_once_conf = None
 
     def close(self) -> None:
         """Stop the worker, flush the Redis database, remove the probe directory."""
@@ -276,7 +278,8 @@ class RealWorker:
         at its start until all have started, so they overlap; a delivery that fails is retried by the
         engine (`retries`, `retry_delay` seconds apart). Returns when every delivery succeeded or
         `timeout` passed. Each worker fetches one message at a time (no prefetch), so no worker holds
-        a second delivery while running the first.
+        a second delivery while running the first. A later call with the same settings reuses the
+        workers (the job and its arguments may differ); other settings start new ones.
         """
         if deliveries < 2:
             raise ConfigurationError(f"deliveries must be at least 2, got {deliveries}")
@@ -286,9 +289,13 @@ class RealWorker:
         group = uuid.uuid4().hex[:10]
         conf = {"deliveries": deliveries, "setup": setup, "retries": retries, "retry_delay": retry_delay,
                 "barrier_s": barrier_s, "prefetch": 1}
-        self.settings.update(conf)  # the adapter reads the same dict
-        for _ in range(deliveries):
-            self.start()
+        alive = [p for p in self.processes if p.poll() is None]
+        if self._at_once_conf != conf or len(alive) != deliveries:
+            self.stop()  # workers read their settings when they start
+            self.settings.update(conf)  # the adapter reads the same dict
+            for _ in range(deliveries):
+                self.start()
+            self._at_once_conf = conf
         for delivery in range(1, deliveries + 1):
             self.adapter.enqueue_delivery(group, delivery, target, list(args))
         def every_delivery_done() -> bool:

@@ -181,3 +181,14 @@ def test_deliver_at_once_refuses_bad_input_before_starting_a_worker():
         with pytest.raises(ConfigurationError, match="cannot import"):
             worker.deliver_at_once("tests.engines.at_once_jobs:missing", ["x"])
         assert worker.processes == []
+
+
+def test_deliver_at_once_reuses_its_workers_until_the_settings_change(tmp_path):
+    with _worker("rq") as worker:
+        worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], timeout=30)
+        first = [p.pid for p in worker.processes]
+        again = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], timeout=30)
+        assert again.completed and [p.pid for p in worker.processes] == first
+        other = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], retries=1, timeout=30)
+        assert other.completed and other.workers == 2
+        assert not set(p.pid for p in worker.processes) & set(first)
