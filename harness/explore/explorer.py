@@ -262,7 +262,7 @@ class Explorer:
         """Worker processes for `jobs` > 1, when about `plans` plans are to come, enough to be worth it."""
         from contextlib import nullcontext
 
-        if jobs <= 1 or plans < MIN_PLANS_PER_WORKER:
+        if jobs <= 1 or plans < MIN_PLANS_PER_WORKER * jobs:
             return nullcontext(None)
         return PlanPool(
             self.session.scenario,
