@@ -64,7 +64,7 @@ def run(quick: bool) -> dict[str, dict[str, Any]]:
     from scenarios.shop import db
 
     db.configure_database(None)  # DATABASE_URL, else a fresh SQLite file: not what another benchmark left
-    depth = 1 if quick else 2
+    depth = 2  # the figure users meet; --quick runs one paired round instead of three
     cores = os.cpu_count() or 1
     _explore_shop(1, 1)  # warm-up: imports, statement caches
     # Paired rounds, the median of each: on a shared machine one round can be a third off either way.
