@@ -31,6 +31,26 @@ def explored(engine_name: str) -> Any:
     return get
 
 
+@pytest.fixture(scope="session")
+def real_redis() -> Any:
+    """`real_redis(db, lesson)`: the URL of that database of the Redis on loopback, for the cases that
+    start engines' own workers. Without a Redis the case skips, saying which lesson needed it; on CI
+    (`CI` set) it fails instead."""
+    import os
+
+    from harness.engines.workers import redis_available
+
+    def url(db: int, lesson: str) -> str:
+        found = f"redis://127.0.0.1:6379/{db}"
+        if not redis_available(found):
+            if os.environ.get("CI"):
+                raise RuntimeError(f"Redis is not reachable at {found} and CI is set")
+            pytest.skip(f"no Redis at {found}: {lesson} needs real workers on a real Redis")
+        return found
+
+    return url
+
+
 @pytest.fixture
 def shop_world(engine_name: str) -> Iterator[World]:
     """A world with the shop installed: its hooks on the engine, its clients on the services."""

@@ -10,29 +10,19 @@ about the engines themselves, so they run whatever `--harness-engine` says.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from harness.engines.workers import KillReport, RealWorker, redis_available
+from harness.engines.workers import KillReport, RealWorker
 
 REDIS = "redis://127.0.0.1:6379/{db}"
 #: A Redis database per engine, flushed when its worker closes.
 DB = {"rq": 10, "dramatiq": 11, "celery": 12}
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(150)]
-
-
-def _redis_url(engine: str) -> str:
-    url = REDIS.format(db=DB[engine])
-    if not redis_available(url):
-        if os.environ.get("CI"):
-            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
-        pytest.skip(f"no Redis at {url}: the SIGKILL lesson needs real workers on a real Redis")
-    return url
 
 
 @contextmanager
@@ -115,9 +105,9 @@ CASES = [
 
 @pytest.mark.parametrize(("engine", "settings", "expect"), CASES)
 def test_what_happens_to_the_job_of_a_sigkilled_worker(
-    engine: str, settings: dict[str, Any], expect: Callable[[KillReport], None]
+    engine: str, settings: dict[str, Any], expect: Callable[[KillReport], None], real_redis: Any
 ) -> None:
-    url = _redis_url(engine)
+    url = real_redis(DB[engine], "the SIGKILL lesson")
     with _database_to_ourselves(engine), RealWorker(engine, url, **settings) as worker:
         report = worker.kill_mid_job()
     assert (report.engine, report.signal) == (engine, "SIGKILL")

@@ -6,11 +6,9 @@ reconciler on a timer outside the broker that pushes stuck orders on."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from harness.engines.workers import RealWorker, redis_available
+from harness.engines.workers import RealWorker
 from harness.explore import Explorer
 from scenarios.shop.scenarios import FORGETFUL_BROKER, FORGETFUL_BROKER_RECONCILED, IDEMPOTENT
 
@@ -51,7 +49,7 @@ REAL_DB = {"rq": 3, "dramatiq": 4, "celery": 5}
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("engine", sorted(REAL_DB))
-def test_a_real_worker_on_a_real_redis_that_forgets(engine, engine_name):
+def test_a_real_worker_on_a_real_redis_that_forgets(engine, engine_name, real_redis):
     """The same loss on the engines' own workers: a probe job runs, a second waits, and the worker's Redis
     database is flushed (what a restart without persistence leaves). Nothing raises. The running job
     still finishes: it is in the worker's hands. RQ fetches one job at a time, so the queued one is gone
@@ -59,11 +57,7 @@ def test_a_real_worker_on_a_real_redis_that_forgets(engine, engine_name):
     survives the flush (seen on every run here), and everything beyond the prefetch would not."""
     if engine_name != "sim":
         pytest.skip("starts each engine's own worker whatever --harness-engine says: run once, with the default")
-    url = f"redis://127.0.0.1:6379/{REAL_DB[engine]}"
-    if not redis_available(url):
-        if os.environ.get("CI"):
-            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
-        pytest.skip(f"no Redis at {url}: the real-worker case needs a real Redis")
+    url = real_redis(REAL_DB[engine], "the real-worker case")
     with RealWorker(engine, url) as worker:
         report = worker.lose_broker(wait=4.0)
     assert report.evidence["keys_flushed"] > 0, report

@@ -8,13 +8,12 @@ later and it finds the email recorded."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from fake_services.state import FakeServices
 from fake_services.testing import serve_in_thread
-from harness.engines.workers import RealWorker, redis_available
+from harness.engines.workers import RealWorker
 from harness.explore.concurrent import Interleavings, explore_concurrent
 from scenarios.shop import db
 from scenarios.shop.orders import create_product, create_user, load_order, save_order, update_order
@@ -59,7 +58,7 @@ REAL_DB = {"rq": 7, "dramatiq": 1, "celery": 2}
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("engine", sorted(REAL_DB))
-def test_a_real_worker_pair_on_redis_delivered_the_same_job_at_once(engine, engine_name):
+def test_a_real_worker_pair_on_redis_delivered_the_same_job_at_once(engine, engine_name, real_redis):
     """The same on the engines' own workers: two worker processes on a real Redis each take one delivery
     of the email job at the same moment, against the fake services over HTTP and the shop's database.
     The email provider answers in half a second, so the second delivery searches while the first one's
@@ -67,11 +66,7 @@ def test_a_real_worker_pair_on_redis_delivered_the_same_job_at_once(engine, engi
     with `LockBusy`, its engine retries it, and it finds the email recorded."""
     if engine_name != "sim":
         pytest.skip("starts each engine's own workers whatever --harness-engine says: run once, with the default")
-    url = f"redis://127.0.0.1:6379/{REAL_DB[engine]}"
-    if not redis_available(url):
-        if os.environ.get("CI"):
-            raise RuntimeError(f"Redis is not reachable at {url} and CI is set")
-        pytest.skip(f"no Redis at {url}: the real-worker pair needs a real Redis")
+    url = real_redis(REAL_DB[engine], "the real-worker pair")
     services = FakeServices()
     services.behaviours["email"].sleep = 0.5  # a slow provider: the window between search and send
     with serve_in_thread(services) as services_url:
