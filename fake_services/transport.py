@@ -62,7 +62,9 @@ def in_process_client(services: FakeServices, base_url: str = "http://fake-servi
 
     The fake services never set cookies, yet httpx parses every response for them through urllib's
     cookie machinery, which costs about a sixth of an in-process call; this client skips that work for
-    responses without `Set-Cookie` and handles the others exactly as httpx does.
+    responses without `Set-Cookie` and handles the others exactly as httpx does. The typed clients
+    (`fake_services.clients`) given this client call the services without httpx at all while nothing is
+    hooked into it (see `direct_services`).
     """
     transport = ServicesTransport(services)
     client = httpx.Client(transport=transport, base_url=base_url, **options)
