@@ -138,7 +138,7 @@ def call_direct(client: httpx.Client, services: FakeServices, method: str, url: 
         sent["content-type"] = "application/json"
     if headers:
         sent.update((name.lower(), value) for name, value in headers.items())
-    query = dict(url.params.items())
+    query = dict(url.params.items()) if url.query else {}
     if params:
         query.update((str(k), str(v)) for k, v in params.items())
     reply = services.handle(Call(method.upper(), url.path or "/", query, sent, body))

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness._imports import load_attr
+
 __all__ = ["deliver", "probe", "settings"]
 
 
@@ -47,13 +49,6 @@ def probe(key: str) -> str:
 _prepared: list[str] = []
 
 
-def _resolve(path: str) -> Any:
-    import importlib
-
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def deliver(group: str, delivery: int, target: str, args: list[Any]) -> None:
     """Run the job `target` with `args` as delivery number `delivery` of `group`: mark the start, wait
     (on its first run) until every delivery of the group has started, run the job, mark how it ended.
@@ -62,7 +57,7 @@ def deliver(group: str, delivery: int, target: str, args: list[Any]) -> None:
     conf = settings()
     folder = Path(conf["probe_dir"])
     if conf.get("setup") and not _prepared:
-        _resolve(conf["setup"])()
+        load_attr(conf["setup"])()
         _prepared.append(conf["setup"])
     name = f"{group}-{delivery}"
     run = len(list(folder.glob(f"{name}.start.*"))) + 1
@@ -74,7 +69,7 @@ def deliver(group: str, delivery: int, target: str, args: list[Any]) -> None:
     from harness.engines.base import Job
     from harness.engines.sim import SimEngine
 
-    job = _resolve(target)
+    job = load_attr(target)
     fn = job.fn if isinstance(job, Job) else job
     try:
         with SimEngine().activate():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from harness._imports import load_attr
 from harness.errors import ConfigurationError, EngineUnavailable
 
 __all__ = ["AtOnceReport", "DeliveryRun", "KillReport", "LossReport", "RealWorker", "redis_available"]
@@ -283,21 +284,20 @@ class RealWorker:
         """
         if deliveries < 2:
             raise ConfigurationError(f"deliveries must be at least 2, got {deliveries}")
-        _import_path(target)  # a typo fails here, not in a worker's log
+        load_attr(target)  # a typo fails here, not in a worker's log
         if setup is not None:
-            _import_path(setup)
+            load_attr(setup)
         group = uuid.uuid4().hex[:10]
         conf = {"deliveries": deliveries, "setup": setup, "retries": retries, "retry_delay": retry_delay,
                 "barrier_s": barrier_s, "prefetch": 1}
         alive = [p for p in self.processes if p.poll() is None]
         if self._at_once_conf != conf or len(alive) != deliveries:
-            self.stop()  # workers read their settings when they start
-            self.settings.update(conf)  # the adapter reads the same dict
+            self.stop()  # workers read their settings when they start; the run's own settings stay as given
             for _ in range(deliveries):
-                self.start()
+                self.start(**conf)
             self._at_once_conf = conf
         for delivery in range(1, deliveries + 1):
-            self.adapter.enqueue_delivery(group, delivery, target, list(args))
+            self.adapter.enqueue_delivery(group, delivery, target, list(args), retries, retry_delay)
         def every_delivery_done() -> bool:
             return all(self._runs_of(group, d, "done") for d in range(1, deliveries + 1))
 
@@ -473,19 +473,6 @@ class RealWorker:
         )
 
 
-def _import_path(path: str) -> Any:
-    """The object named by "package.module:name"."""
-    import importlib
-
-    module, _, name = path.partition(":")
-    if not module or not name:
-        raise ConfigurationError(f"expected \"package.module:name\", got {path!r}")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as err:
-        raise ConfigurationError(f"cannot import {path!r}: {err}") from err
-
-
 class _Adapter:
     def __init__(self, worker: RealWorker) -> None:
         import redis
@@ -497,7 +484,9 @@ class _Adapter:
     def enqueue(self, key: str) -> str:
         raise NotImplementedError
 
-    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any], retries: int,
+                         retry_delay: float) -> str:
+        """Push one delivery; Dramatiq and Celery retry it as their workers were told, RQ as it is pushed."""
         raise NotImplementedError
 
     def evidence(self, job_id: str) -> dict[str, Any]:
@@ -537,15 +526,15 @@ class _RQ(_Adapter):
         )
         return str(job.id)
 
-    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any], retries: int,
+                         retry_delay: float) -> str:
         from rq import Queue, Retry
 
         job = Queue(self.conf["queue"], connection=self.redis).enqueue(
             "harness.engines._workers_probe.deliver",
             group, delivery, target, args,
             # RQ takes whole seconds between retries.
-            retry=Retry(max=self.conf["retries"], interval=math.ceil(self.conf["retry_delay"]))
-            if self.conf["retries"] else None,
+            retry=Retry(max=retries, interval=math.ceil(retry_delay)) if retries else None,
             job_timeout=self.conf.get("job_timeout", 180),
         )
         return str(job.id)
@@ -612,7 +601,8 @@ class _Dramatiq(_Adapter):
     def enqueue(self, key: str) -> str:
         return self._send("probe", (key,))
 
-    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any], retries: int,
+                         retry_delay: float) -> str:
         return self._send("deliver", (group, delivery, target, args))
 
     def _send(self, actor: str, args: tuple[Any, ...]) -> str:
@@ -669,7 +659,8 @@ class _Celery(_Adapter):
         result = self.app.send_task("probe", args=[key], queue=self.conf["queue"])
         return str(result.id)
 
-    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any]) -> str:
+    def enqueue_delivery(self, group: str, delivery: int, target: str, args: list[Any], retries: int,
+                         retry_delay: float) -> str:
         result = self.app.send_task("deliver", args=[group, delivery, target, args], queue=self.conf["queue"])
         return str(result.id)
 

@@ -322,15 +322,12 @@ def _scenario_from(target: Any) -> Scenario:
     from harness.explore.scenario import Scenario
 
     if isinstance(target, str):
-        import importlib
+        from harness._imports import load_attr
 
         module_name, sep, attr = target.partition(":")
         if not sep or not module_name or not attr:
             raise ConfigurationError(f"expected a Scenario or 'module:attr' naming one, got {target!r}")
-        try:
-            found = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigurationError(f"cannot load {target!r}: {exc}") from None
+        found = load_attr(target)
         if not isinstance(found, Scenario):
             raise ConfigurationError(f"{target!r} is a {type(found).__name__}, not a Scenario")
         return found

@@ -178,7 +178,7 @@ def test_deliver_at_once_refuses_bad_input_before_starting_a_worker():
             worker.deliver_at_once("tests.engines.at_once_jobs:note", ["x"], deliveries=1)
         with pytest.raises(ConfigurationError, match=r"package\.module:name"):
             worker.deliver_at_once("tests.engines.at_once_jobs.note", ["x"])
-        with pytest.raises(ConfigurationError, match="cannot import"):
+        with pytest.raises(ConfigurationError, match="cannot load"):
             worker.deliver_at_once("tests.engines.at_once_jobs:missing", ["x"])
         assert worker.processes == []
 
@@ -192,3 +192,4 @@ def test_deliver_at_once_reuses_its_workers_until_the_settings_change(tmp_path):
         other = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], retries=1, timeout=30)
         assert other.completed and other.workers == 2
         assert not set(p.pid for p in worker.processes) & set(first)
+        assert "prefetch" not in worker.settings and "retries" not in worker.settings  # the runs' own, not kept
