@@ -266,6 +266,7 @@ class Explorer:
             return nullcontext(None)
         return PlanPool(
             self.session.scenario,
+            session=self.session,
             engine=self.session.engine_spec,
             seed=self.seed,
             backend=self.session.tracer.backend,

@@ -1,11 +1,13 @@
 """Spread one exploration's plans over worker processes, with the same report as a serial run.
 
 Every plan runs on a freshly reset world and its result depends on nothing but the plan and the seed, so
-plans can run anywhere and be put back in order. A `PlanPool` forks `jobs` workers from the exploring
-process (they inherit the scenario and everything it imported, picklable or not); each calls the
+plans can run anywhere and be put back in order. A `PlanPool` of `jobs` forks `jobs - 1` workers from
+the exploring process (they inherit the scenario and everything it imported, picklable or not) and runs
+the rest of the plans in that process, on its own session: one core's worth of work is never shipped to a
+process that has to start, run its own clean run and send every result back. Each worker calls the
 scenario's `isolate(worker)` to take resources of its own (a database file, say), builds its own
-`RunSession` and clean run, then runs the plans it is handed. Results come back in the order the plans
-were given, so pruning, grouping and the report are exactly those of a serial run.
+`RunSession` and clean run, then runs the chunks of plans it is handed. Results are put back in the order
+the plans were given, so pruning, grouping and the report are exactly those of a serial run.
 """
 
 from __future__ import annotations
@@ -72,22 +74,29 @@ def _start(scenario: Scenario, options: dict[str, Any], counter: Any) -> None:
         _failure = exc
 
 
-def _run(run: PlanRun) -> RunResult:
+def _run_chunk(runs: Sequence[PlanRun]) -> list[RunResult]:
     if _failure is not None:
         raise _failure if isinstance(_failure, HarnessError) else ScenarioError(
             f"a worker process could not start: {_failure!r}"
         )
     assert _session is not None
-    return _session.run(run.plan, recording=run.recording, record_from=run.record_from)
+    return [_session.run(run.plan, recording=run.recording, record_from=run.record_from) for run in runs]
+
+
+def _run_here(session: RunSession, run: PlanRun) -> RunResult:
+    return session.run(run.plan, recording=run.recording, record_from=run.record_from)
 
 
 class PlanPool:
-    """`jobs` worker processes running plans of one scenario; use as a context manager."""
+    """`jobs` processes running plans of one scenario: `jobs - 1` forked workers and the exploring process
+    itself, on `session` (which must be tracing while `run` runs, as it is for a serial phase); use as a
+    context manager."""
 
     def __init__(
         self,
         scenario: Scenario,
         *,
+        session: RunSession,
         engine: Any,
         seed: int,
         backend: str | None,
@@ -96,8 +105,12 @@ class PlanPool:
     ) -> None:
         if "fork" not in multiprocessing.get_all_start_methods():
             raise ConfigurationError("parallel exploration needs fork(), which this platform lacks; use jobs=1")
+        if jobs < 2:
+            raise ConfigurationError(f"a plan pool needs jobs >= 2 (one is this process), not {jobs}")
         self.scenario = scenario
         self.jobs = jobs
+        self.workers = jobs - 1
+        self._session = session
         self._options = {"engine": engine, "seed": seed, "backend": backend, "attempt_timeout": attempt_timeout}
         self._pool: Any = None
 
@@ -113,23 +126,49 @@ class PlanPool:
             gc.freeze()
             try:
                 self._pool = context.Pool(
-                    self.jobs, initializer=_start, initargs=(self.scenario, self._options, counter))
+                    self.workers, initializer=_start, initargs=(self.scenario, self._options, counter))
             finally:
                 gc.unfreeze()
         return self
 
     def run(self, runs: Sequence[PlanRun], tell: Callable[[], None] | None = None) -> list[RunResult]:
-        """Run `runs` on the workers; the results in the same order."""
+        """Run `runs` on the workers and in this process; the results in the same order.
+
+        The workers take chunks from the front, each kept two chunks ahead so none waits for the next;
+        this process takes single plans from the back, and looks for finished chunks between them. Chunks
+        shrink as the plans left do, so where the two meet each side has only a plan or two to finish."""
         if not runs:
             return []
-        # Small chunks keep the workers evenly busy (plans differ in cost); large ones cost less to hand out.
-        chunk = max(1, min(16, len(runs) // (self.jobs * 8)))
-        results = []
-        for result in self._pool.imap(_run, runs, chunksize=chunk):
-            results.append(result)
-            if tell is not None:
-                tell()
-        return results
+        results: list[RunResult | None] = [None] * len(runs)
+        waiting: dict[int, Any] = {}  # first plan's index -> the chunk's AsyncResult
+        front, back = 0, len(runs)
+
+        def collect(block: bool) -> None:
+            if block and waiting:
+                waiting[min(waiting)].wait()
+            for start in [start for start, chunk in waiting.items() if chunk.ready()]:
+                chunk = waiting.pop(start).get()
+                results[start:start + len(chunk)] = chunk
+                if tell is not None:
+                    for _ in chunk:
+                        tell()
+
+        while front < back or waiting:
+            while front < back and len(waiting) < 2 * self.workers:
+                # Large chunks cost less to hand out; small ones keep every process busy to the end.
+                end = front + max(1, min(16, (back - front) // (self.jobs * 4)))
+                waiting[front] = self._pool.apply_async(_run_chunk, (runs[front:end],))
+                front = end
+            if front < back:
+                back -= 1
+                results[back] = _run_here(self._session, runs[back])
+                if tell is not None:
+                    tell()
+                collect(block=False)
+            else:
+                collect(block=True)
+        assert all(result is not None for result in results)
+        return results  # type: ignore[return-value]
 
     def __exit__(self, exc_type: Any, *exc: object) -> None:
         pool, self._pool = self._pool, None

@@ -62,10 +62,11 @@ class Scenario:
     #: Wall-clock seconds one attempt may run before it is reported as hung (None: no limit). Virtual
     #: time makes retries and slow services instant, so an attempt that runs this long is stuck.
     attempt_timeout: float | None = 60.0
-    #: Called in each worker process of a parallel exploration (`jobs` > 1), before its world is built,
-    #: with the worker's number (1, 2, ...): give the process resources of its own (a database, a Redis
-    #: database) so workers do not see each other's runs. State in process memory and the in-process fake
-    #: services need nothing: each worker is a process of its own.
+    #: Called in each worker process of a parallel exploration (`jobs` > 1: `jobs - 1` workers, the
+    #: exploring process being the last), before its world is built, with the worker's number (1, 2, ...):
+    #: give the process resources of its own (a database, a Redis database) so workers do not see each
+    #: other's runs, nor the exploring process's, which keeps the scenario's own. State in process memory
+    #: and the in-process fake services need nothing: each worker is a process of its own.
     isolate: Callable[[int], None] | None = None
     #: Engine options the entry job is enqueued with, as production code passes them: RQ's
     #: `retry=Retry(...)` and `on_failure=`, `queue=`, Celery's `apply_async` options, Dramatiq's message options.

@@ -37,7 +37,7 @@ def test_wrk_rate_and_p99_are_read_in_every_unit(shown, seconds):
 @pytest.mark.parametrize("extra", ["  Non-2xx or 3xx responses: 12\n",
                                    "  Socket errors: connect 0, read 3, write 0, timeout 0\n"])
 def test_a_run_with_failed_charges_is_refused_not_counted(extra):
-    with pytest.raises(RuntimeError, match="not answered|Socket errors"):
+    with pytest.raises(RuntimeError, match=r"not answered|Socket errors"):
         bench_services.parse_wrk(WRK_REPORT.format(p99="9.00ms", extra=extra))
 
 
@@ -60,7 +60,7 @@ def test_without_the_setting_the_seed_is_skipped_with_the_reason(monkeypatch, ca
 
 def test_a_setting_that_names_no_seed_is_an_error_not_a_skip(monkeypatch, tmp_path):
     monkeypatch.setenv(bench_services.SEED_ENV, str(tmp_path))
-    with pytest.raises(RuntimeError, match="holds no app/fake_api_server.rb"):
+    with pytest.raises(RuntimeError, match=r"holds no app/fake_api_server\.rb"):
         bench_services.seed_missing()
 
 

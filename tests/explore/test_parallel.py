@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import planted
 import pytest
@@ -39,8 +40,32 @@ def test_every_worker_is_isolated_with_its_own_number(tmp_path):
         (seen / str(worker)).write_text("")
 
     scenario = dataclasses.replace(planted.NAIVE, isolate=isolate)
-    _report(scenario, jobs=2)
+    _report(scenario, jobs=3)  # the exploring process is one of the three: two workers are forked
     assert sorted(p.name for p in seen.iterdir()) == ["1", "2"]
+
+
+def test_the_exploring_process_runs_a_share_of_the_plans_beside_its_workers(tmp_path, monkeypatch):
+    from harness.explore.runner import RunSession
+
+    ran = tmp_path / "pids"
+    run = RunSession.run
+
+    def counted(self, plan, **options):
+        with open(ran, "a") as out:  # one short append per plan: whole lines, whichever process writes
+            out.write(f"{os.getpid()}\n")
+        return run(self, plan, **options)
+
+    monkeypatch.setattr(RunSession, "run", counted)  # forked workers inherit the patch
+    explorer = Explorer(planted.NAIVE)
+    try:
+        report = explorer.explore(depth=2, jobs=2)
+    finally:
+        explorer.close()
+    pids = ran.read_text().split()
+    here = pids.count(str(os.getpid()))
+    assert len(set(pids)) == 2, "one forked worker for jobs=2, and this process"
+    assert 0 < here < len(pids)
+    assert len(pids) >= report.plans_run - 1  # every plan ran somewhere (the clean runs come on top)
 
 
 def test_a_worker_that_cannot_isolate_itself_stops_the_exploration_with_the_reason():
