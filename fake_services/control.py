@@ -80,7 +80,10 @@ class Control:
                             f"{call.path} answers {', '.join(sorted(table))}, not {call.method}")
             reply.headers["allow"] = ", ".join(sorted(table))
             return reply
-        if len(parts) >= 2 and parts[0] in ("behaviors", "ui") and tuple(parts) not in self._table \
+        # Only a literal route (ui/reset) names no service; a path that spells a pattern's placeholder
+        # (behaviors/*/keys) matched the pattern's own entry, and "*" is no service either.
+        literal = tuple(parts) in self._table and not {"*", "+"} & set(parts)
+        if len(parts) >= 2 and parts[0] in ("behaviors", "ui") and not literal \
                 and parts[1] not in self.services.services:
             return problem(404, "Unknown service",
                            f"no service {parts[1]!r}; the services are {', '.join(self.services.services)}")

@@ -62,6 +62,22 @@ def test_unknown_service_gets_404(api: Api) -> None:
     assert api.http.post("/behaviors/refunds/faults", json={"fault": "503"}).status_code == 404
 
 
+@pytest.mark.parametrize("service", ["*", "+"])
+def test_a_service_named_like_a_route_pattern_is_unknown_on_every_service_route(api: Api, service: str) -> None:
+    """The route table's own placeholders, sent as a service's name, are no service: every method of every
+    route that names a service answers 404 and changes nothing, never 500."""
+    before = api.http.get("/behaviors").json()
+    routes = api.services.front.control._table
+    patterns = [key for key in routes if len(key) >= 2 and key[1] == "*"]
+    assert patterns, "the control API's service routes were not found"
+    for key in patterns:
+        path = "/" + "/".join(service if n == 1 else "r1" if part == "+" else part for n, part in enumerate(key))
+        for method in routes[key]:
+            response = api.http.request(method, path, json={"retention_s": 5, "crash": True, "fault": "503"})
+            assert response.status_code == 404, (method, path, response.status_code, response.text[:200])
+    assert api.http.get("/behaviors").json() == before
+
+
 def test_throttle_behaviour_sends_retry_after_when_configured(api: Api) -> None:
     api.http.put("/behaviors/payments", json={"throttle": True, "retry_after": 7})
     response = charge(api)
