@@ -7,6 +7,7 @@ with one point, raises `InjectedCrash` (or a chosen error) as that line is about
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -49,6 +50,15 @@ def _looks_like_path(name: str) -> bool:
 
 
 def _norm(path: str) -> str:
+    if os.path.isabs(path):
+        return _norm_absolute(path)
+    return os.path.normcase(os.path.realpath(path))  # relative: depends on the working directory
+
+
+@functools.lru_cache(maxsize=8192)
+def _norm_absolute(path: str) -> str:
+    # Every explorer asks again for each file its runs call into, a few hundred of them, and resolving
+    # symbolic links costs a system call per path component.
     return os.path.normcase(os.path.realpath(path))
 
 
