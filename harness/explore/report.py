@@ -25,8 +25,20 @@ SCHEMA = "harness.report/1"
 _GENERATED_ID = re.compile(r"\b[a-z]{2,5}_(?:[0-9a-f]{8}|[0-9A-Za-z]{14,})\b")
 
 
+#: id(scenario) -> (scenario, "module:attr") found before: checked again on use, since a module may drop
+#: or rebind the name, and kept with the scenario so the id is never another object's.
+_found_refs: dict[int, tuple[Scenario, str]] = {}
+
+
 def scenario_ref(scenario: Scenario) -> str:
     """`module:attr` under which `scenario` can be imported, found by looking; its name if none."""
+    known = _found_refs.get(id(scenario))
+    if known is not None and known[0] is scenario:
+        name, attr = known[1].split(":", 1)
+        module = sys.modules.get(name)
+        if module is not None and getattr(module, "__dict__", {}).get(attr) is scenario:
+            return known[1]
+    # Every loaded module's namespace: a few milliseconds, once per scenario.
     for name, module in list(sys.modules.items()):
         if module is None or name.startswith(("_", "harness.", "hypothesis", "pytest", "_pytest")):
             continue
@@ -35,6 +47,7 @@ def scenario_ref(scenario: Scenario) -> str:
             continue
         for attr, value in list(namespace.items()):
             if value is scenario:
+                _found_refs[id(scenario)] = (scenario, f"{name}:{attr}")
                 return f"{name}:{attr}"
     return scenario.name
 

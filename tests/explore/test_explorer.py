@@ -177,3 +177,26 @@ def test_block_recording_gives_the_same_report_as_line_events(scenario, monkeypa
         block_entries = sum(len(entry) != 2 for raw in expanded for entry in raw)
         assert (block_entries > 0) == (setting == "1")
     assert reports["1"] == reports["0"]
+
+
+def test_the_replay_command_names_where_the_scenario_is_now(monkeypatch):
+    """The module:attr a report's replay command names is remembered per scenario, and looked for again
+    once the module no longer holds the scenario under that name."""
+    import dataclasses
+    import types
+
+    from harness.explore.report import scenario_ref
+
+    scenario = dataclasses.replace(planted.NAIVE)  # held by the modules below only
+    first = types.ModuleType("first_home")
+    first.SCENARIO = scenario
+    monkeypatch.setitem(sys.modules, "first_home", first)
+    assert scenario_ref(scenario) == "first_home:SCENARIO"
+    assert scenario_ref(scenario) == "first_home:SCENARIO"
+    del first.SCENARIO
+    second = types.ModuleType("second_home")
+    second.MOVED = scenario
+    monkeypatch.setitem(sys.modules, "second_home", second)
+    assert scenario_ref(scenario) == "second_home:MOVED"
+    del second.MOVED
+    assert scenario_ref(scenario) == scenario.name  # nowhere to import it from
