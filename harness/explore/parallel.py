@@ -16,6 +16,7 @@ import contextlib
 import gc
 import multiprocessing
 import multiprocessing.util
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from harness.injection.plans import Plan
 
 __all__ = ["MIN_PLANS_PER_WORKER", "PlanPool", "PlanRun"]
+
+#: Seconds a failed phase waits for the chunks its workers still hold before the pool is terminated.
+SETTLE_S = 30.0
 
 #: Below this many plans a phase runs in the exploring process: starting a worker (its world, its clean
 #: run) costs about as much as a few dozen plans.
@@ -153,20 +157,29 @@ class PlanPool:
                     for _ in chunk:
                         tell()
 
-        while front < back or waiting:
-            while front < back and len(waiting) < 2 * self.workers:
-                # Large chunks cost less to hand out; small ones keep every process busy to the end.
-                end = front + max(1, min(16, (back - front) // (self.jobs * 4)))
-                waiting[front] = self._pool.apply_async(_run_chunk, (runs[front:end],))
-                front = end
-            if front < back:
-                back -= 1
-                results[back] = _run_here(self._session, runs[back])
-                if tell is not None:
-                    tell()
-                collect(block=False)
-            else:
-                collect(block=True)
+        try:
+            while front < back or waiting:
+                while front < back and len(waiting) < 2 * self.workers:
+                    # Large chunks cost less to hand out; small ones keep every process busy to the end.
+                    end = front + max(1, min(16, (back - front) // (self.jobs * 4)))
+                    waiting[front] = self._pool.apply_async(_run_chunk, (runs[front:end],))
+                    front = end
+                if front < back:
+                    back -= 1
+                    results[back] = _run_here(self._session, runs[back])
+                    if tell is not None:
+                        tell()
+                    collect(block=False)
+                else:
+                    collect(block=True)
+        except Exception:
+            # The pool is terminated next. A worker killed while it sends a result keeps the result queue's
+            # lock for ever, and terminating then hangs; so let the chunks in hand finish first (they are
+            # short: a failing worker answers at once). Not on Ctrl-C, which the workers received too.
+            deadline = time.monotonic() + SETTLE_S
+            for chunk in waiting.values():
+                chunk.wait(max(0.0, deadline - time.monotonic()))
+            raise
         assert all(result is not None for result in results)
         return results  # type: ignore[return-value]
 

@@ -77,6 +77,26 @@ def test_a_worker_that_cannot_isolate_itself_stops_the_exploration_with_the_reas
         _report(scenario, jobs=2)
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_failing_worker_never_leaves_the_pool_hanging_at_its_end():
+    """A worker that fails every chunk at once is often sending a result when the pool is torn down;
+    killed then, it would keep the result queue's lock and the exploration would never return. Repeated,
+    since the race is one of timing: before the fix, one run in about a hundred hung here."""
+
+    def isolate(worker: int) -> None:
+        raise RuntimeError("no database server")
+
+    scenario = dataclasses.replace(planted.NAIVE, isolate=isolate)
+    for _ in range(150):
+        explorer = Explorer(scenario)
+        try:
+            with pytest.raises(ScenarioError, match="no database server"):
+                explorer.explore(depth=2, jobs=2)
+        finally:
+            explorer.close()
+
+
 @pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
 def test_jobs_must_be_a_whole_number_of_processes(jobs):
     explorer = Explorer(planted.NAIVE)
