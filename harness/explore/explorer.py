@@ -145,7 +145,7 @@ class Explorer:
         else:
             results = []
             for run in batch.runs:
-                results.append(self.session.run(run.plan, recording=run.recording, record_from=run.record_from))
+                results.append(run.on(self.session))
                 if tell is not None:
                     tell()
         outcomes = [_Outcome(result) for result in results]

@@ -47,6 +47,10 @@ class PlanRun:
     recording: bool = False
     record_from: int = 1
 
+    def on(self, session: RunSession) -> RunResult:
+        """Run the plan on `session`, recording as asked."""
+        return session.run(self.plan, recording=self.recording, record_from=self.record_from)
+
 
 # The worker process's session, built once by `_start`.
 _session: RunSession | None = None
@@ -84,11 +88,7 @@ def _run_chunk(runs: Sequence[PlanRun]) -> list[RunResult]:
             f"a worker process could not start: {_failure!r}"
         )
     assert _session is not None
-    return [_session.run(run.plan, recording=run.recording, record_from=run.record_from) for run in runs]
-
-
-def _run_here(session: RunSession, run: PlanRun) -> RunResult:
-    return session.run(run.plan, recording=run.recording, record_from=run.record_from)
+    return [run.on(_session) for run in runs]
 
 
 class PlanPool:
@@ -166,7 +166,7 @@ class PlanPool:
                     front = end
                 if front < back:
                     back -= 1
-                    results[back] = _run_here(self._session, runs[back])
+                    results[back] = runs[back].on(self._session)
                     if tell is not None:
                         tell()
                     collect(block=False)
