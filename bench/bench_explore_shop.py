@@ -19,23 +19,26 @@ import time
 from typing import Any
 
 
-def _explore_shop(depth: int, jobs: int) -> tuple[int, float, str]:
+def _explore_shop(depth: int, jobs: int) -> tuple[int, float, str, dict[str, float]]:
+    """Plans run, seconds in all, the reports as JSON (durations left out), and each stage's seconds."""
     from harness.explore import Explorer
     from scenarios.shop.scenarios import STAGES
 
-    plans, reports = 0, []
+    plans, reports, stages = 0, [], {}
     started = time.perf_counter()
-    for scenario in STAGES.values():
+    for name, scenario in STAGES.items():
+        stage_started = time.perf_counter()
         explorer = Explorer(scenario)
         try:
             report = explorer.explore(depth=depth, jobs=jobs)
         finally:
             explorer.close()
+        stages[name] = time.perf_counter() - stage_started
         plans += report.plans_run
         data = report.to_dict()
         data.pop("duration_s")
         reports.append(data)
-    return plans, time.perf_counter() - started, json.dumps(reports, sort_keys=True)
+    return plans, time.perf_counter() - started, json.dumps(reports, sort_keys=True), stages
 
 
 def _rss_bytes() -> int:
@@ -70,14 +73,17 @@ def run(quick: bool) -> dict[str, dict[str, Any]]:
     # Paired rounds, the median of each: on a shared machine one round can be a third off either way.
     # Which of the pair runs first alternates, so neither always gets the warmer (or the quieter) turn.
     rounds = []
+    per_stage: dict[str, list[float]] = {}
     for n in range(1 if quick else 5):
         if n % 2 == 0:
-            plans, serial_s, serial = _explore_shop(depth, 1)
-            _, parallel_s, parallel = _explore_shop(depth, max(2, cores))
+            plans, serial_s, serial, serial_stages = _explore_shop(depth, 1)
+            _, parallel_s, parallel, parallel_stages = _explore_shop(depth, max(2, cores))
         else:
-            _, parallel_s, parallel = _explore_shop(depth, max(2, cores))
-            plans, serial_s, serial = _explore_shop(depth, 1)
+            _, parallel_s, parallel, parallel_stages = _explore_shop(depth, max(2, cores))
+            plans, serial_s, serial, serial_stages = _explore_shop(depth, 1)
         rounds.append((serial_s, parallel_s, parallel == serial))
+        for name, seconds in serial_stages.items():
+            per_stage.setdefault(name, []).append(seconds / parallel_stages[name])
     serial_s = statistics.median(r[0] for r in rounds)
     parallel_s = statistics.median(r[1] for r in rounds)
     speedup = statistics.median(r[0] / r[1] for r in rounds)
@@ -98,7 +104,8 @@ def run(quick: bool) -> dict[str, dict[str, Any]]:
             "value": speedup,
             "unit": "x",
             "note": f"jobs={max(2, cores)} against jobs=1, same run ({cores} cores); reports identical: "
-            f"{'yes' if identical else 'NO'}; median of {len(rounds)} paired round(s)",
+            f"{'yes' if identical else 'NO'}; median of {len(rounds)} paired round(s); per stage "
+            + ", ".join(f"{name} {statistics.median(ratios):.2f}" for name, ratios in per_stage.items()),
         },
         "explore.rss_growth_ratio": {
             "value": growth,
