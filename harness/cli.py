@@ -71,7 +71,7 @@ def _add_explore_options(parser: argparse.ArgumentParser) -> None:
                         help="wall-clock limit of one attempt before it is reported as hung "
                         "(default: the scenario's, 60 s; 0 for no limit)")
     parser.add_argument("--jobs", type=_workers, default=None, metavar="N",
-                        help="processes running the exhaustive plans, this one and N - 1 forked workers; "
+                        help="processes running the exhaustive plans: this one and N-1 workers forked from it; "
                         "the report is the same as with --jobs 1 "
                         f"(default: this machine's cores, {os.cpu_count() or 1}, for a scenario that declares "
                         "`isolate`; 1 for one that does not, since its workers might share a database)")
