@@ -33,7 +33,7 @@ import dis
 import sys
 from types import CodeType
 
-from harness.injection._code import exception_table, suspends
+from harness.injection._code import exception_table, per_code, suspends, with_exits
 
 __all__ = [
     "BLOCKS_SUPPORTED",
@@ -45,6 +45,7 @@ __all__ = [
     "START",
     "BlockTraceError",
     "CodeMap",
+    "block_map",
     "code_map",
     "expand",
 ]
@@ -272,6 +273,13 @@ def code_map(code: CodeType, exits: dict[int, frozenset[int]]) -> CodeMap | None
     if cmap.uses_jumps and cmap._branchless_loop():  # a loop of jumps that fire no event
         return None
     return cmap
+
+
+
+@per_code
+def block_map(code: CodeType) -> CodeMap | None:
+    """`code_map` of `code` with its own `with` exits, made once per code object (a map is static facts)."""
+    return code_map(code, with_exits(code))
 
 
 class _Frame:

@@ -1,18 +1,45 @@
 """Facts about one code object that the line tracer's backends need: its line span, where a `with` block's
 exit runs, whether its frames suspend, where it resumes, its exception handlers, the line of a one-liner.
 
-Each is read from the bytecode of the running interpreter and keeps no state; the backends cache them per
-code object.
+Each is read from the bytecode of the running interpreter and depends on nothing else, so each is
+remembered per code object for the process's life (`per_code`): the tracer is installed and removed for
+every attempt that needs it, and reading the bytecode again each time cost a twentieth of a plan.
 """
 
 from __future__ import annotations
 
 import dis
 import inspect
+from collections.abc import Callable
 from types import CodeType
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["exception_table", "first_resume", "line_span", "one_line_start", "suspends", "with_exits"]
+__all__ = ["exception_table", "first_resume", "line_span", "one_line_start", "per_code", "suspends", "with_exits"]
+
+T = TypeVar("T")
+
+#: How many code objects a `per_code` function remembers before it starts again: code made at run time
+#: (`exec`, generated classes) would otherwise be kept alive without end.
+PER_CODE_LIMIT = 20_000
+
+
+def per_code(fact: Callable[[CodeType], T]) -> Callable[[CodeType], T]:
+    """`fact`, remembered per code object. Keyed by identity (equal code from another file or a re-import
+    is other code); each entry holds its code, so an id is never reused while its entry stands."""
+    known: dict[int, tuple[CodeType, T]] = {}
+
+    def remembered(code: CodeType) -> T:
+        entry = known.get(id(code))
+        if entry is None:
+            if len(known) >= PER_CODE_LIMIT:
+                known.clear()
+            entry = known[id(code)] = (code, fact(code))
+        return entry[1]
+
+    remembered.__doc__ = fact.__doc__
+    remembered.__name__ = fact.__name__
+    remembered.__wrapped__ = fact  # type: ignore[attr-defined]
+    return remembered
 
 #: Code whose frames suspend mid-run: generators, coroutines (native and generator-based), async generators.
 _SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR
@@ -23,18 +50,21 @@ def suspends(code: CodeType) -> bool:
     return bool(code.co_flags & _SUSPENDING)
 
 
+@per_code
 def line_span(code: CodeType) -> tuple[int, int]:
     """The first and last line of `code`'s instructions (its `def` line when it has none)."""
     lines = [line for _, _, line in code.co_lines() if line is not None]
     return (min(lines), max(lines)) if lines else (code.co_firstlineno, code.co_firstlineno)
 
 
+@per_code
 def first_resume(code: CodeType) -> int:
     """The offset of `code`'s first RESUME instruction (0 when it has none): a frame whose `f_lasti` lies
     past it has run before, so a generator's frame with it was resumed, not started."""
     return next((ins.offset for ins in dis.get_instructions(code) if ins.opname == "RESUME"), 0)
 
 
+@per_code
 def one_line_start(code: CodeType) -> int | None:
     """The first body line when it is the line of the code's RESUME (a lambda, `def f(): return 1`)."""
     resume_line = None
@@ -56,6 +86,7 @@ def exception_table(code: CodeType) -> list[tuple[int, int, int]]:
     return [(entry.start, entry.end, entry.target) for entry in entries]
 
 
+@per_code
 def with_exits(code: CodeType) -> dict[int, frozenset[int]]:
     """line -> offsets at which a `with` block's normal exit (its `__exit__` call) starts in `code`.
 

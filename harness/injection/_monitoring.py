@@ -260,7 +260,7 @@ class MonitoringBackend:
         if id(code) in self.analysed:
             return
         self.analysed.add(id(code))
-        cmap = _blocks.code_map(code, self.exits.get(id(code), {}))
+        cmap = _blocks.block_map(code)
         if cmap is not None:
             self.maps[id(code)] = cmap
             if self.block_mode:

@@ -13,7 +13,7 @@ from threading import get_ident
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from harness.injection._code import first_resume, line_span, suspends, with_exits
+from harness.injection._code import first_resume, line_span, per_code, suspends, with_exits
 
 if TYPE_CHECKING:
     from harness.injection.lines import LineTracer
@@ -23,6 +23,7 @@ __all__ = ["SettraceBackend"]
 TraceFn = Callable[[FrameType, str, Any], Any]
 
 
+@per_code
 def _verdict(code: CodeType) -> tuple[int, int, int]:
     """(first line, last line, offset of the first RESUME or -1 for plain functions) of target code."""
     return (*line_span(code), first_resume(code) if suspends(code) else -1)

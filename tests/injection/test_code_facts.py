@@ -11,7 +11,15 @@ import types
 import pytest
 from conftest import line_of
 
-from harness.injection._code import exception_table, first_resume, line_span, one_line_start, suspends, with_exits
+from harness.injection._code import (
+    exception_table,
+    first_resume,
+    line_span,
+    one_line_start,
+    per_code,
+    suspends,
+    with_exits,
+)
 
 THIS = sys.modules[__name__]
 LOCK = threading.Lock()
@@ -120,3 +128,47 @@ def test_with_exits_are_the_with_line_at_its_exit_call(function, marker: str) ->
         assert instructions[n].positions.lineno == line_of(THIS, marker)
         assert any(ins.opname in ("CALL", "PRECALL") and ins.arg == 2 for ins in instructions[n : n + 6])
     assert with_exits(two_lines.__code__) == {}
+
+
+def test_a_fact_is_worked_out_once_per_code_object_and_equal_code_is_other_code() -> None:
+    seen: list[types.CodeType] = []
+
+    @per_code
+    def first_line(code: types.CodeType) -> int:
+        seen.append(code)
+        return code.co_firstlineno
+
+    source = "def twin():\n    return 1\n"
+    one: dict = {}
+    other: dict = {}
+    exec(compile(source, "one.py", "exec"), one)
+    exec(compile(source, "other.py", "exec"), other)
+    a, b = one["twin"].__code__, other["twin"].__code__
+    assert a == b and a is not b  # equal bytecode, other files
+
+    assert [first_line(a), first_line(a), first_line(b), first_line(b)] == [1, 1, 1, 1]
+    assert seen == [a, b]  # each once, and the second is not taken for the first
+
+
+def test_a_remembered_fact_starts_again_past_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import harness.injection._code as code_facts
+
+    monkeypatch.setattr(code_facts, "PER_CODE_LIMIT", 2)
+    calls: list[str] = []
+
+    @per_code
+    def name(code: types.CodeType) -> str:
+        calls.append(code.co_name)
+        return code.co_name
+
+    codes = [spanned.__code__, counter.__code__, coroutine.__code__]
+    assert [name(c) for c in codes] == ["spanned", "counter", "coroutine"]
+    assert name(coroutine.__code__) == "coroutine"
+    assert name(spanned.__code__) == "spanned"  # forgotten when the third came in: worked out again
+    assert calls == ["spanned", "counter", "coroutine", "spanned"]
+
+
+def test_the_backends_facts_are_remembered_across_installs() -> None:
+    # The tracer is installed for each attempt that needs it; the bytecode is read once per code object.
+    assert with_exits(spanned.__code__) is with_exits(spanned.__code__)
+    assert line_span.__wrapped__(spanned.__code__) == line_span(spanned.__code__)  # type: ignore[attr-defined]
