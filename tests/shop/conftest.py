@@ -20,6 +20,27 @@ def postgres_url() -> str:
     return url if url.startswith("postgresql") else LOCAL_POSTGRES_URL
 
 
+def _per_xdist_worker(url: str) -> str:
+    """Under pytest-xdist, a database of this worker's own next to `url`'s (created when missing): two
+    workers emptying and filling the same tables at once fail each other's tests."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    base = make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first() is None:
+                conn.execute(text(f'create database "{name}"'))
+    finally:
+        admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
+
+
 @pytest.fixture(
     scope="session",
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
@@ -33,7 +54,7 @@ def shop_database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
         if os.environ.get("CI"):
             raise RuntimeError(f"PostgreSQL at {url} is unreachable on CI: {reason}")
         pytest.skip(f"PostgreSQL at {url} is unreachable ({reason}); start it or set DATABASE_URL")
-    return url
+    return _per_xdist_worker(url)
 
 
 @pytest.fixture
