@@ -127,9 +127,22 @@ def database() -> Engine:
         if _engine is None:
             _engine = _build_engine(url)
         if url not in _tables_ready:
-            metadata.create_all(_engine)
+            _prepare(_engine)
             _tables_ready.add(url)
         return _engine
+
+
+def _prepare(engine: Engine) -> None:
+    """Create the tables; a SQLite file is also put in WAL mode, which the file keeps.
+
+    Set once here, not on each connection: the shop opens a connection after every crash the explorer
+    injects, and asking for a journal mode on each cost about as much as the connection did. A commit
+    appends to the log instead of rewriting pages, as in most SQLite deployments.
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+    metadata.create_all(engine)
 
 
 def _build_engine(url: str) -> Engine:
@@ -141,7 +154,6 @@ def _build_engine(url: str) -> Engine:
         def _pragmas(dbapi_connection: Any, _record: Any) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA synchronous=OFF")
-            cursor.execute("PRAGMA journal_mode=MEMORY")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 

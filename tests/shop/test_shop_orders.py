@@ -79,3 +79,21 @@ def test_reset_data_restarts_order_ids(world: World) -> None:
 def test_loading_a_missing_order_says_what_to_check(shop_db: str) -> None:
     with pytest.raises(OrderNotFound, match="order 404 does not exist"):
         load_order(404)
+
+
+def test_a_sqlite_shop_database_is_in_wal_mode_for_every_connection(tmp_path) -> None:
+    # The file keeps the mode: a connection opened after a simulated crash asks for no journal pragma.
+    url = f"sqlite:///{tmp_path / 'wal.sqlite3'}"
+    try:
+        engine = db.configure_database(url)
+        db.dispose()
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        other = create_engine(url)  # another process's connection, with none of the shop's pragmas
+        try:
+            with other.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        finally:
+            other.dispose()
+    finally:
+        db.configure_database(None)
