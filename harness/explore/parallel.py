@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
-import multiprocessing.util
-import time
 import warnings
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import ConfigurationError, HarnessError, ScenarioError
@@ -30,9 +30,6 @@ if TYPE_CHECKING:
     from harness.injection.plans import Plan
 
 __all__ = ["MIN_PLANS_PER_WORKER", "PlanPool", "PlanRun"]
-
-#: Seconds a failed phase waits for the chunks its workers still hold before the pool is terminated.
-SETTLE_S = 30.0
 
 #: Below this many plans a phase runs in the exploring process: starting a worker (its world, its clean
 #: run) costs about as much as a few dozen plans.
@@ -52,49 +49,77 @@ class PlanRun:
         return session.run(self.plan, recording=self.recording, record_from=self.record_from)
 
 
-# The worker process's session, built once by `_start`.
-_session: RunSession | None = None
-_failure: BaseException | None = None
-_tracing = contextlib.ExitStack()
-
-
-def _start(scenario: Scenario, options: dict[str, Any], counter: Any) -> None:
-    global _session, _failure
-    with counter.get_lock():
-        counter.value += 1
-        worker = counter.value
+def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Connection,
+           inherited: Sequence[Connection]) -> None:
+    """A worker's life: take the resources of its own, build its session and clean run, then run the
+    chunks of plans `conn` brings until it brings None (or closes), sending back each chunk's results."""
+    for other in inherited:  # the exploring process's ends of earlier workers' pipes, forked with it
+        other.close()
+    session: RunSession | None = None
+    failure: BaseException | None = None
+    tracing = contextlib.ExitStack()
     try:
-        from harness.explore.runner import RunSession
+        try:
+            from harness.explore.runner import RunSession
 
-        if scenario.isolate is not None:
+            if scenario.isolate is not None:
+                try:
+                    scenario.isolate(worker)
+                except Exception as err:
+                    raise ScenarioError(
+                        f"isolate of scenario {scenario.name!r} raised {err!r} in worker {worker}") from err
+            session = RunSession(scenario, **options)
+            session.baseline()
+            # On for the worker's life, as the exploring process keeps it on for a whole phase: entered for
+            # each plan, muting the loggers and patching the HTTP clients cost a quarter of a plan.
+            tracing.enter_context(session.tracing())
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # said when the worker is handed its first plans
+            failure = exc
+        while True:
             try:
-                scenario.isolate(worker)
-            except Exception as err:
-                raise ScenarioError(f"isolate of scenario {scenario.name!r} raised {err!r} in worker {worker}") from err
-        _session = RunSession(scenario, **options)
-        _session.baseline()
-        # On for the worker's life, as the exploring process keeps it on for a whole phase: entered for
-        # each plan, muting the loggers and patching the HTTP clients cost a quarter of a plan.
-        _tracing.enter_context(_session.tracing())
-        # ... and off before the worker's last `os._exit`, which the session refuses while it is on.
-        multiprocessing.util.Finalize(None, _tracing.close, exitpriority=10)
-    except BaseException as exc:  # said when the worker is handed its first plan
-        _failure = exc
+                runs = conn.recv()
+            except EOFError:  # the exploring process is gone
+                return
+            if runs is None:
+                return
+            try:
+                if failure is not None:
+                    raise failure if isinstance(failure, HarnessError) else ScenarioError(
+                        f"worker {worker} could not start: {failure!r}")
+                assert session is not None
+                reply: tuple[str, Any] = ("done", [run.on(session) for run in runs])
+            except Exception as exc:
+                reply = ("failed", exc)
+            try:
+                conn.send(reply)
+            except Exception as exc:  # a result or an exception that does not pickle
+                conn.send(("failed", ScenarioError(f"worker {worker} could not send back what it ran: {exc!r}")))
+    finally:
+        # Off before the worker's last `os._exit`, which the session refuses while it is on.
+        tracing.close()
+        conn.close()
 
 
-def _run_chunk(runs: Sequence[PlanRun]) -> list[RunResult]:
-    if _failure is not None:
-        raise _failure if isinstance(_failure, HarnessError) else ScenarioError(
-            f"a worker process could not start: {_failure!r}"
-        )
-    assert _session is not None
-    return [run.on(_session) for run in runs]
+@dataclass
+class _Worker:
+    number: int
+    process: Any
+    conn: Connection
+    #: The chunks handed to it and not yet answered, oldest first: (first plan's index, end index).
+    chunks: deque[tuple[int, int]] = field(default_factory=deque)
 
 
 class PlanPool:
     """`jobs` processes running plans of one scenario: `jobs - 1` forked workers and the exploring process
     itself, on `session` (which must be tracing while `run` runs, as it is for a serial phase); use as a
-    context manager."""
+    context manager.
+
+    Each worker has a pipe of its own and no thread of the exploring process serves it: that process
+    hands out chunks and reads results between its own plans. Threads (multiprocessing's pool starts
+    three) would each have to wait for a core the busy processes hold, at every start and every result.
+    """
 
     def __init__(
         self,
@@ -116,11 +141,10 @@ class PlanPool:
         self.workers = jobs - 1
         self._session = session
         self._options = {"engine": engine, "seed": seed, "backend": backend, "attempt_timeout": attempt_timeout}
-        self._pool: Any = None
+        self._started: list[_Worker] = []
 
     def __enter__(self) -> PlanPool:
         context = multiprocessing.get_context("fork")
-        counter = context.Value("i", 0)
         with warnings.catch_warnings():
             # Python 3.12+ warns that forking a process with threads may deadlock: the workers only run
             # plans, never the locks of threads they did not inherit.
@@ -129,8 +153,18 @@ class PlanPool:
             # would walk (and so copy, page by page) the whole inherited heap in every worker.
             gc.freeze()
             try:
-                self._pool = context.Pool(
-                    self.workers, initializer=_start, initargs=(self.scenario, self._options, counter))
+                for number in range(1, self.workers + 1):
+                    ours, theirs = context.Pipe(duplex=True)
+                    inherited = [w.conn for w in self._started]
+                    process = context.Process(
+                        target=_serve, args=(self.scenario, self._options, number, theirs, inherited),
+                        name=f"harness-plans-{number}", daemon=True)
+                    process.start()
+                    theirs.close()
+                    self._started.append(_Worker(number, process, ours))
+            except BaseException:
+                self._stop(kill=True)
+                raise
             finally:
                 gc.unfreeze()
         return self
@@ -139,56 +173,69 @@ class PlanPool:
         """Run `runs` on the workers and in this process; the results in the same order.
 
         The workers take chunks from the front, each kept two chunks ahead so none waits for the next;
-        this process takes single plans from the back, and looks for finished chunks between them. Chunks
+        this process takes single plans from the back, and reads finished chunks between them. Chunks
         shrink as the plans left do, so where the two meet each side has only a plan or two to finish."""
         if not runs:
             return []
         results: list[RunResult | None] = [None] * len(runs)
-        waiting: dict[int, Any] = {}  # first plan's index -> the chunk's AsyncResult
+        workers = self._started
         front, back = 0, len(runs)
 
         def collect(block: bool) -> None:
-            if block and waiting:
-                waiting[min(waiting)].wait()
-            for start in [start for start, chunk in waiting.items() if chunk.ready()]:
-                chunk = waiting.pop(start).get()
-                results[start:start + len(chunk)] = chunk
+            waiting = [w.conn for w in workers if w.chunks]
+            if not waiting:
+                return
+            for ready in wait(waiting, timeout=None if block else 0):
+                worker = next(w for w in workers if w.conn is ready)
+                try:
+                    kind, payload = worker.conn.recv()
+                except (EOFError, OSError):
+                    worker.process.join(1.0)
+                    raise ScenarioError(
+                        f"worker {worker.number} of the exploration ended (exit code {worker.process.exitcode}) "
+                        "with plans in hand; a job may have killed its process") from None
+                start, end = worker.chunks.popleft()
+                if kind != "done":
+                    raise payload
+                results[start:end] = payload
                 if tell is not None:
-                    for _ in chunk:
+                    for _ in payload:
                         tell()
 
-        try:
-            while front < back or waiting:
-                while front < back and len(waiting) < 2 * self.workers:
+        while front < back or any(w.chunks for w in workers):
+            for worker in workers:
+                while front < back and len(worker.chunks) < 2:
                     # Large chunks cost less to hand out; small ones keep every process busy to the end.
                     end = front + max(1, min(16, (back - front) // (self.jobs * 4)))
-                    waiting[front] = self._pool.apply_async(_run_chunk, (runs[front:end],))
+                    worker.conn.send(runs[front:end])
+                    worker.chunks.append((front, end))
                     front = end
-                if front < back:
-                    back -= 1
-                    results[back] = runs[back].on(self._session)
-                    if tell is not None:
-                        tell()
-                    collect(block=False)
-                else:
-                    collect(block=True)
-        except Exception:
-            # The pool is terminated next. A worker killed while it sends a result keeps the result queue's
-            # lock for ever, and terminating then hangs; so let the chunks in hand finish first (they are
-            # short: a failing worker answers at once). Not on Ctrl-C, which the workers received too.
-            deadline = time.monotonic() + SETTLE_S
-            for chunk in waiting.values():
-                chunk.wait(max(0.0, deadline - time.monotonic()))
-            raise
+            if front < back:
+                back -= 1
+                results[back] = runs[back].on(self._session)
+                if tell is not None:
+                    tell()
+                collect(block=False)
+            else:
+                collect(block=True)
         assert all(result is not None for result in results)
         return results  # type: ignore[return-value]
 
+    def _stop(self, *, kill: bool) -> None:
+        started, self._started = self._started, []
+        for worker in started:
+            if kill:
+                worker.process.terminate()
+            else:
+                with contextlib.suppress(OSError):
+                    worker.conn.send(None)
+        for worker in started:
+            worker.process.join(None if not kill else 5.0)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join()
+            worker.conn.close()
+
     def __exit__(self, exc_type: Any, *exc: object) -> None:
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        if exc_type is None:
-            pool.close()
-        else:
-            pool.terminate()
-        pool.join()
+        # After a failure, or on Ctrl-C (which the workers received too), the workers may be mid-chunk.
+        self._stop(kill=exc_type is not None)

@@ -97,6 +97,40 @@ def test_a_failing_worker_never_leaves_the_pool_hanging_at_its_end():
             explorer.close()
 
 
+@pytest.mark.timeout(60)
+def test_a_worker_killed_with_plans_in_hand_stops_the_exploration_with_the_reason(monkeypatch):
+    import signal
+
+    from harness.explore.runner import RunSession
+
+    parent = os.getpid()
+    run = RunSession.run
+
+    def killed_in_a_worker(self, plan, **options):
+        if os.getpid() != parent and plan:  # a worker's first plan (its clean run is the empty plan)
+            os.kill(os.getpid(), signal.SIGKILL)
+        return run(self, plan, **options)
+
+    monkeypatch.setattr(RunSession, "run", killed_in_a_worker)  # forked workers inherit the patch
+    explorer = Explorer(planted.NAIVE)
+    try:
+        with pytest.raises(ScenarioError, match=r"worker 1 of the exploration ended \(exit code -9\) with plans"):
+            explorer.explore(depth=2, jobs=2)
+    finally:
+        explorer.close()
+
+
+def test_the_workers_are_gone_when_the_exploration_returns():
+    import multiprocessing
+
+    explorer = Explorer(planted.NAIVE)
+    try:
+        explorer.explore(depth=2, jobs=3)
+    finally:
+        explorer.close()
+    assert multiprocessing.active_children() == []
+
+
 @pytest.mark.parametrize("jobs", [0, -1, 1.5, True])
 def test_jobs_must_be_a_whole_number_of_processes(jobs):
     explorer = Explorer(planted.NAIVE)
