@@ -35,14 +35,20 @@ class LinePoint:
 
     def where(self) -> str:
         """`file:line`, with the file relative to the working directory when it lies under it."""
-        path = self.file
-        try:
-            rel = os.path.relpath(path)
-        except ValueError:  # another drive on Windows
-            rel = path
-        if not rel.startswith(os.pardir + os.sep) and rel != os.pardir and not os.path.isabs(rel):
-            path = rel
-        return f"{path}:{self.line}"
+        return f"{_shown(self.file, os.getcwd())}:{self.line}"
+
+
+@functools.lru_cache(maxsize=4096)
+def _shown(path: str, cwd: str) -> str:
+    """`path` relative to `cwd` when it lies under it, else as given (worked out once per file: every
+    failed attempt names the lines of its stack)."""
+    try:
+        rel = os.path.relpath(path, cwd)
+    except ValueError:  # another drive on Windows
+        return path
+    if not rel.startswith(os.pardir + os.sep) and rel != os.pardir and not os.path.isabs(rel):
+        return rel
+    return path
 
 
 def _looks_like_path(name: str) -> bool:

@@ -167,3 +167,15 @@ def test_only_the_installing_thread_is_traced(backend: str) -> None:
         assert tracer.points == []
         jobs.loop_job(1)
         assert tracer.points and tracer.points[0].line == line_of(jobs, "loop-start")
+
+
+def test_a_point_names_its_file_relative_to_the_working_directory_it_is_shown_in(tmp_path, monkeypatch):
+    inside = tmp_path / "app" / "jobs.py"
+    point = LinePoint(str(inside), 7)
+    monkeypatch.chdir(tmp_path)
+    assert point.where() == "app/jobs.py:7"
+    monkeypatch.chdir(tmp_path.parent)
+    assert point.where() == f"{tmp_path.name}/app/jobs.py:7"  # follows the directory, not the first answer
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert point.where() == f"{inside}:7"  # outside the working directory: the path as given
