@@ -120,3 +120,24 @@ def test_no_interruption_is_raised_inside_a_garbage_collection_callback():
     finally:
         guard_module._collecting = False
         guard.stop()
+
+
+def test_the_alarm_handler_in_place_before_an_attempt_is_back_after_it():
+    import signal
+
+    def theirs(signum, frame):  # a handler the application installed for its own use
+        pass
+
+    before = signal.signal(signal.SIGALRM, theirs)
+    try:
+        guard = AttemptGuard(5.0)
+        guard.start()
+        assert signal.getsignal(signal.SIGALRM) not in (theirs, signal.SIG_DFL)  # the guard's, while it runs
+        guard.stop()
+        assert signal.getsignal(signal.SIGALRM) is theirs
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        guard.start()
+        guard.stop()
+        assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGALRM, before)
