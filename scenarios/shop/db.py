@@ -32,6 +32,7 @@ __all__ = [
     "STATE",
     "configure_database",
     "database",
+    "database_beside",
     "database_url",
     "dispose",
     "isolate_worker",
@@ -196,10 +197,16 @@ def isolate_worker(worker: int) -> None:
     if url.startswith("sqlite"):
         configure_database(_default_sqlite_url())
         return
+    configure_database(database_beside(url, f"worker{worker}"))
+
+
+def database_beside(url: str, suffix: str) -> str:
+    """The URL of the PostgreSQL database named after `url`'s and `suffix` (`test_worker1`), on the same
+    server; the database is created when missing."""
     from sqlalchemy.engine import make_url
 
     base = make_url(url)
-    name = f"{base.database}_worker{worker}"
+    name = f"{base.database}_{suffix}"
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -207,7 +214,7 @@ def isolate_worker(worker: int) -> None:
                 conn.execute(text(f'create database "{name}"'))
     finally:
         admin.dispose()
-    configure_database(base.set(database=name).render_as_string(hide_password=False))
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 def unreachable(url: str) -> str | None:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.world import World
-from scenarios.shop.db import unreachable
+from scenarios.shop.db import database_beside, unreachable
 
 #: The local server's test database; `DATABASE_URL` overrides it (CI points it at its own service).
 LOCAL_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -21,24 +21,10 @@ def postgres_url() -> str:
 
 
 def _per_xdist_worker(url: str) -> str:
-    """Under pytest-xdist, a database of this worker's own next to `url`'s (created when missing): two
-    workers emptying and filling the same tables at once fail each other's tests."""
+    """Under pytest-xdist, a database of this worker's own next to `url`'s: two workers emptying and
+    filling the same tables at once fail each other's tests."""
     worker = os.environ.get("PYTEST_XDIST_WORKER")
-    if not worker:
-        return url
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    base = make_url(url)
-    name = f"{base.database}_{worker}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if conn.execute(text("select 1 from pg_database where datname = :n"), {"n": name}).first() is None:
-                conn.execute(text(f'create database "{name}"'))
-    finally:
-        admin.dispose()
-    return base.set(database=name).render_as_string(hide_password=False)
+    return database_beside(url, worker) if worker else url
 
 
 @pytest.fixture(
