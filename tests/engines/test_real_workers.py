@@ -188,8 +188,8 @@ def test_deliver_at_once_reuses_its_workers_until_the_settings_change(tmp_path):
         worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], timeout=30)
         first = [p.pid for p in worker.processes]
         again = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], timeout=30)
-        assert again.completed and [p.pid for p in worker.processes] == first
+        assert again.completed and [p.pid for p in worker.processes] == first, f"{again}\n{worker.log()}"
         other = worker.deliver_at_once("tests.engines.at_once_jobs:note", [str(tmp_path)], retries=1, timeout=30)
-        assert other.completed and other.workers == 2
+        assert other.completed and other.workers == 2, f"{other}\n{worker.log()}"
         assert not set(p.pid for p in worker.processes) & set(first)
         assert "prefetch" not in worker.settings and "retries" not in worker.settings  # the runs' own, not kept
