@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
+import signal
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -55,6 +56,8 @@ def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Conne
     chunks of plans `conn` brings until it brings None (or closes), sending back each chunk's results."""
     for other in inherited:  # the exploring process's ends of earlier workers' pipes, forked with it
         other.close()
+    # Ctrl-C reaches the whole process group; the exploring process answers it and stops its workers.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     session: RunSession | None = None
     failure: BaseException | None = None
     tracing = contextlib.ExitStack()
@@ -94,6 +97,8 @@ def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Conne
                 reply = ("failed", exc)
             try:
                 conn.send(reply)
+            except OSError:  # the exploring process is gone
+                return
             except Exception as exc:  # a result or an exception that does not pickle
                 conn.send(("failed", ScenarioError(f"worker {worker} could not send back what it ran: {exc!r}")))
     finally:

@@ -195,3 +195,53 @@ def test_workers_end_cleanly_and_never_run_the_parents_code(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("explored") == 1, done.stdout
     assert "Traceback" not in done.stderr and "ProcessExit" not in done.stderr, done.stderr
+
+
+def test_ctrl_c_stops_the_workers_quietly(tmp_path):
+    """Ctrl-C reaches the whole process group: the exploring process answers it and stops its workers,
+    which say nothing of their own (each printed a traceback of its interrupted plan before)."""
+    import pathlib
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    running = tmp_path / "worker-running"
+    script = tmp_path / "interrupted.py"
+    script.write_text(
+        "import os, time\n"
+        "import planted\n"
+        "from harness.explore import Explorer\n"
+        "from harness.explore.runner import RunSession\n"
+        "parent, run = os.getpid(), RunSession.run\n"
+        "def slow_in_a_worker(self, plan, **options):\n"
+        "    if os.getpid() != parent and plan:\n"
+        f"        open({str(running)!r}, 'w').close()\n"
+        "        time.sleep(60)\n"
+        "    return run(self, plan, **options)\n"
+        "RunSession.run = slow_in_a_worker\n"
+        "explorer = Explorer(planted.NAIVE)\n"
+        "try:\n"
+        "    explorer.explore(depth=2, jobs=2)\n"
+        "except KeyboardInterrupt:\n"
+        "    print('interrupted')\n"
+        "finally:\n"
+        "    explorer.close()\n"
+    )
+    root = pathlib.Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(root), str(root / "tests" / "explore")])
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, cwd=root, env={**os.environ, "PYTHONPATH": path}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not running.exists() and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.exists(), process.communicate(timeout=10)
+        os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C: every process of the group
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert out.strip() == "interrupted", (out, err)
+    assert "Traceback" not in err and "harness-plans" not in err, err
