@@ -15,7 +15,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import multiprocessing
+import os
 import signal
+import sys
+import traceback
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -31,6 +34,12 @@ if TYPE_CHECKING:
     from harness.injection.plans import Plan
 
 __all__ = ["MIN_PLANS_PER_WORKER", "PlanPool", "PlanRun"]
+
+_end_process = os._exit
+
+#: Seconds a worker has to end once told to (it ends at once, unless a job keeps it from reading);
+#: then it is killed.
+STOP_S = 10.0
 
 #: Below this many plans a phase runs in the exploring process: starting a worker (its world, its clean
 #: run) costs about as much as a few dozen plans.
@@ -60,6 +69,7 @@ def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Conne
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     session: RunSession | None = None
     failure: BaseException | None = None
+    code = 0
     tracing = contextlib.ExitStack()
     try:
         try:
@@ -76,8 +86,6 @@ def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Conne
             # On for the worker's life, as the exploring process keeps it on for a whole phase: entered for
             # each plan, muting the loggers and patching the HTTP clients cost a quarter of a plan.
             tracing.enter_context(session.tracing())
-        except KeyboardInterrupt:
-            raise
         except BaseException as exc:  # said when the worker is handed its first plans
             failure = exc
         while True:
@@ -101,10 +109,21 @@ def _serve(scenario: Scenario, options: dict[str, Any], worker: int, conn: Conne
                 return
             except Exception as exc:  # a result or an exception that does not pickle
                 conn.send(("failed", ScenarioError(f"worker {worker} could not send back what it ran: {exc!r}")))
+    except BaseException:  # the exploring process learns of it from the closed pipe and the exit code
+        traceback.print_exc()
+        code = 1
     finally:
-        # Off before the worker's last `os._exit`, which the session refuses while it is on.
-        tracing.close()
-        conn.close()
+        try:
+            tracing.close()
+            conn.close()
+        finally:
+            # Ended here, past any thread a job left running: at a normal exit the process would wait for
+            # the thread, and the exploration for the process. (The real `_exit`: the session's guards
+            # refuse it while they are on.)
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            _end_process(code)
 
 
 @dataclass
@@ -235,7 +254,7 @@ class PlanPool:
                 with contextlib.suppress(OSError):
                     worker.conn.send(None)
         for worker in started:
-            worker.process.join(None if not kill else 5.0)
+            worker.process.join(STOP_S)
             if worker.process.is_alive():
                 worker.process.kill()
                 worker.process.join()

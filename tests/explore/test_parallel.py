@@ -120,6 +120,25 @@ def test_a_worker_killed_with_plans_in_hand_stops_the_exploration_with_the_reaso
         explorer.close()
 
 
+@pytest.mark.timeout(60)
+def test_a_thread_a_job_left_running_in_a_worker_does_not_keep_the_exploration_waiting(monkeypatch):
+    import threading
+    import time
+
+    from harness.explore.runner import RunSession
+
+    parent = os.getpid()
+    run = RunSession.run
+
+    def leaves_a_thread(self, plan, **options):
+        if os.getpid() != parent and plan:  # a non-daemon thread: a process waits for it at its exit
+            threading.Thread(target=time.sleep, args=(3600,), name="left-behind").start()
+        return run(self, plan, **options)
+
+    monkeypatch.setattr(RunSession, "run", leaves_a_thread)
+    assert _report(planted.NAIVE, jobs=2)  # returns, its worker ended past the thread
+
+
 def test_the_workers_are_gone_when_the_exploration_returns():
     import multiprocessing
 
