@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 __all__ = ["MIN_PLANS_PER_WORKER", "PlanPool", "PlanRun"]
 
+#: How a worker ends: the real `os._exit`, taken before any session's guard could stand in for it.
 _end_process = os._exit
 
 #: Seconds a worker has to end once told to (it ends at once, unless a job keeps it from reading);
