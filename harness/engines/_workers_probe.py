@@ -83,11 +83,13 @@ def deliver(group: str, delivery: int, target: str, args: list[Any]) -> None:
 
 def _run_rq(conf: dict[str, Any]) -> None:
     from redis import Redis
-    from rq import Queue, Worker
+    from rq import Queue
+
+    from harness.engines.workers import rq_worker_class
 
     connection = Redis.from_url(conf["redis_url"])
     # The forking worker: the job runs in a work horse, as in production.
-    worker = Worker(
+    worker = rq_worker_class()(
         [Queue(conf["queue"], connection=connection)],
         connection=connection,
         name=f"probe-{conf['queue']}-{os.getpid()}",

@@ -407,41 +407,19 @@ def perform(job_name: str, *args: Any) -> Any:
     return engine.perform(job_name, list(args), get_current_job())
 
 
-def shop_worker_class() -> type:
-    """RQ's worker, with a shutdown that does not wait on its command channel's listener.
-
-    At a warm shutdown RQ unsubscribes from the worker's command channel, then stops the thread that
-    listens to it. The thread wakes for Redis's confirmation; when it wakes before it was told to stop,
-    it goes back to a read that lasts a minute, and the shutdown waits that minute (past the grace of
-    `docker stop`). Told first, it ends at the confirmation.
-    """
-    from rq import Worker
-
-    class ShopWorker(Worker):
-        def unsubscribe(self) -> None:
-            listener = self.pubsub_thread
-            if listener is not None:
-                try:
-                    listener.stop(timeout=0)  # redis-py 8: trip the flag, do not wait yet
-                except TypeError:
-                    listener.stop()  # earlier redis-py: stop() only trips the flag
-            super().unsubscribe()
-
-    return ShopWorker
-
-
 def work(settings: Settings, *, burst: bool = False, logging_level: str = "INFO") -> bool:
     """Run RQ's forking worker (and its scheduler, which releases due retries) on the shop's queues.
 
     SIGTERM or SIGINT asks for a warm shutdown: the running job finishes, then the worker exits.
     """
+    from harness.engines.workers import rq_worker_class
     from scenarios.shop.monitoring import QUEUES
 
     engine = shop_engine(settings)
     queues = [engine._queue(name) for name in QUEUES]  # strict priority: `high` is always read first
     for name in {job.options.queue for job in engine._jobs.values()} - set(QUEUES):
         queues.append(engine._queue(name))
-    worker = shop_worker_class()(
+    worker = rq_worker_class()(
         queues, connection=engine.connection, name=f"{settings.queue_prefix}-{uuid.uuid4().hex[:12]}")
     print(
         f"shop worker {worker.name}: queues {', '.join(q.name for q in queues)} on {_redact(settings.redis_url)}; "

@@ -206,39 +206,3 @@ def test_the_naive_job_charges_twice_when_the_charge_fails_after_its_effect(
     assert len(charges) == 2, charges  # lesson 5, on a real worker: the retry charged again
     assert len(_for_order(services.email.records(), order_id, "template_data")) == 1
 
-
-@pytest.mark.timeout(40)
-def test_a_warm_shutdown_does_not_wait_on_the_command_channels_listener(monkeypatch: pytest.MonkeyPatch) -> None:
-    """RQ unsubscribes, then stops the listener thread; a listener woken by the confirmation before it was
-    told to stop went back to a minute-long read, and the shutdown waited for it. Made certain here: the
-    unsubscribe lingers after it is sent, as a loaded machine's scheduler can make it."""
-    _need_redis()
-    import redis
-    from redis.client import PubSub
-    from rq import Queue
-
-    from scenarios.shop.worker import shop_worker_class
-
-    sent = PubSub.unsubscribe
-
-    def lingering(self: PubSub, *args: Any) -> Any:
-        done = sent(self, *args)
-        time.sleep(0.5)  # the listener reads the confirmation meanwhile
-        return done
-
-    monkeypatch.setattr(PubSub, "unsubscribe", lingering)
-    connection = redis.Redis.from_url(REDIS_URL)
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    worker = shop_worker_class()([Queue(f"{prefix}-high", connection=connection)], connection=connection,
-                                 name=f"{prefix}-w")
-    try:
-        worker.subscribe()
-        listener = worker.pubsub_thread
-        assert listener is not None and listener.is_alive()
-        started = time.monotonic()
-        worker.unsubscribe()
-        assert time.monotonic() - started < 5, "the shutdown waited on the listener's read"
-        assert not listener.is_alive()
-    finally:
-        connection.close()
-        _forget(prefix)

@@ -193,3 +193,41 @@ def test_deliver_at_once_reuses_its_workers_until_the_settings_change(tmp_path):
         assert other.completed and other.workers == 2, f"{other}\n{worker.log()}"
         assert not set(p.pid for p in worker.processes) & set(first)
         assert "prefetch" not in worker.settings and "retries" not in worker.settings  # the runs' own, not kept
+
+
+@pytest.mark.timeout(40)
+def test_rqs_warm_shutdown_does_not_wait_on_the_command_channels_listener(monkeypatch):
+    """RQ unsubscribes, then stops the listener thread; a listener woken by the confirmation before it was
+    told to stop went back to a minute-long read, and the shutdown waited for it. Made certain here: the
+    unsubscribe lingers after it is sent, as a loaded machine's scheduler can make it."""
+    import time
+    import uuid
+
+    import redis
+    from redis.client import PubSub
+    from rq import Queue
+
+    from harness.engines.workers import rq_worker_class
+
+    _need_redis()
+    sent = PubSub.unsubscribe
+
+    def lingering(self, *args):
+        done = sent(self, *args)
+        time.sleep(0.5)  # the listener reads the confirmation meanwhile
+        return done
+
+    monkeypatch.setattr(PubSub, "unsubscribe", lingering)
+    connection = redis.Redis.from_url(REDIS.format(db=DB["rq"]))
+    name = f"t{uuid.uuid4().hex[:12]}"
+    worker = rq_worker_class()([Queue(name, connection=connection)], connection=connection, name=name)
+    try:
+        worker.subscribe()
+        listener = worker.pubsub_thread
+        assert listener is not None and listener.is_alive()
+        started = time.monotonic()
+        worker.unsubscribe()
+        assert time.monotonic() - started < 5, "the shutdown waited on the listener's read"
+        assert not listener.is_alive()
+    finally:
+        connection.close()
