@@ -275,7 +275,6 @@ def code_map(code: CodeType, exits: dict[int, frozenset[int]]) -> CodeMap | None
     return cmap
 
 
-
 @per_code
 def block_map(code: CodeType) -> CodeMap | None:
     """`code_map` of `code` with its own `with` exits, made once per code object (a map is static facts)."""

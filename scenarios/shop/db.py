@@ -137,7 +137,7 @@ def _prepare(engine: Engine) -> None:
     """Create the tables; a SQLite file is also put in WAL mode, which the file keeps.
 
     Set once here, not on each connection: the shop opens a connection after every crash the explorer
-    injects, and asking for a journal mode on each cost about as much as the connection did. A commit
+    injects, and asking for a journal mode on each cost more than opening the connection did. A commit
     appends to the log instead of rewriting pages, as in most SQLite deployments.
     """
     if engine.dialect.name == "sqlite":
