@@ -10,6 +10,7 @@ from the broker's own state, and how long recovery took.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -723,6 +724,7 @@ class _Celery(_Adapter):
 _ADAPTERS: dict[str, type[_Adapter]] = {"rq": _RQ, "dramatiq": _Dramatiq, "celery": _Celery}
 
 
+@functools.cache
 def rq_worker_class() -> type:
     """RQ's forking worker, with a warm shutdown that does not wait on its command channel's listener.
 
