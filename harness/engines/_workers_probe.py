@@ -85,7 +85,7 @@ def _run_rq(conf: dict[str, Any]) -> None:
     from redis import Redis
     from rq import Queue
 
-    from harness.engines.workers import rq_worker_class
+    from harness.engines._rq_worker import rq_worker_class
 
     connection = Redis.from_url(conf["redis_url"])
     # The forking worker: the job runs in a work horse, as in production.

@@ -10,7 +10,6 @@ from the broker's own state, and how long recovery took.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from harness._imports import load_attr
+from harness.engines._rq_worker import rq_worker_class
 from harness.errors import ConfigurationError, EngineUnavailable
 
 __all__ = [
@@ -723,26 +723,3 @@ class _Celery(_Adapter):
 
 _ADAPTERS: dict[str, type[_Adapter]] = {"rq": _RQ, "dramatiq": _Dramatiq, "celery": _Celery}
 
-
-@functools.cache
-def rq_worker_class() -> type:
-    """RQ's forking worker, with a warm shutdown that does not wait on its command channel's listener.
-
-    At a warm shutdown RQ unsubscribes from the worker's command channel, then stops the thread that
-    listens to it. The thread wakes for Redis's confirmation; when it wakes before it was told to stop,
-    it goes back to a read that lasts a minute, and the shutdown waits that minute (past the grace of
-    `docker stop`). Told first, it ends at the confirmation.
-    """
-    from rq import Worker
-
-    class PromptShutdownWorker(Worker):
-        def unsubscribe(self) -> None:
-            listener = self.pubsub_thread
-            if listener is not None:
-                try:
-                    listener.stop(timeout=0)  # redis-py 8: trip the flag, do not wait yet
-                except TypeError:
-                    listener.stop()  # earlier redis-py: stop() only trips the flag
-            super().unsubscribe()
-
-    return PromptShutdownWorker
