@@ -97,21 +97,26 @@ def test_a_failing_worker_never_leaves_the_pool_hanging_at_its_end():
             explorer.close()
 
 
-@pytest.mark.timeout(60)
-def test_a_worker_killed_with_plans_in_hand_stops_the_exploration_with_the_reason(monkeypatch):
-    import signal
-
+def _in_workers(monkeypatch, action) -> None:
+    """Call `action()` before every plan a forked worker runs (not its clean run, the empty plan)."""
     from harness.explore.runner import RunSession
 
     parent = os.getpid()
     run = RunSession.run
 
-    def killed_in_a_worker(self, plan, **options):
-        if os.getpid() != parent and plan:  # a worker's first plan (its clean run is the empty plan)
-            os.kill(os.getpid(), signal.SIGKILL)
+    def acting(self, plan, **options):
+        if os.getpid() != parent and plan:
+            action()
         return run(self, plan, **options)
 
-    monkeypatch.setattr(RunSession, "run", killed_in_a_worker)  # forked workers inherit the patch
+    monkeypatch.setattr(RunSession, "run", acting)  # forked workers inherit the patch
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_killed_with_plans_in_hand_stops_the_exploration_with_the_reason(monkeypatch):
+    import signal
+
+    _in_workers(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGKILL))
     explorer = Explorer(planted.NAIVE)
     try:
         with pytest.raises(ScenarioError, match=r"worker 1 of the exploration ended \(exit code -9\) with plans"):
@@ -125,17 +130,8 @@ def test_a_thread_a_job_left_running_in_a_worker_does_not_keep_the_exploration_w
     import threading
     import time
 
-    from harness.explore.runner import RunSession
-
-    parent = os.getpid()
-    run = RunSession.run
-
-    def leaves_a_thread(self, plan, **options):
-        if os.getpid() != parent and plan:  # a non-daemon thread: a process waits for it at its exit
-            threading.Thread(target=time.sleep, args=(3600,), name="left-behind").start()
-        return run(self, plan, **options)
-
-    monkeypatch.setattr(RunSession, "run", leaves_a_thread)
+    # A non-daemon thread: a process waits for it at its exit.
+    _in_workers(monkeypatch, lambda: threading.Thread(target=time.sleep, args=(3600,), name="left-behind").start())
     assert _report(planted.NAIVE, jobs=2)  # returns, its worker ended past the thread
 
 
