@@ -67,14 +67,14 @@ def run(quick: bool) -> dict[str, dict[str, Any]]:
     from scenarios.shop import db
 
     db.configure_database(None)  # DATABASE_URL, else a fresh SQLite file: not what another benchmark left
-    depth = 2  # the figure users meet; --quick runs one paired round instead of five
+    depth = 2  # the figure users meet; --quick runs three paired rounds instead of five
     cores = os.cpu_count() or 1
     _explore_shop(1, 1)  # warm-up: imports, statement caches
     # Paired rounds, the median of each: on a shared machine one round can be a third off either way.
     # Which of the pair runs first alternates, so neither always gets the warmer (or the quieter) turn.
     rounds = []
     per_stage: dict[str, list[float]] = {}
-    for n in range(1 if quick else 5):
+    for n in range(3 if quick else 5):
         if n % 2 == 0:
             plans, serial_s, serial, serial_stages = _explore_shop(depth, 1)
             _, parallel_s, parallel, parallel_stages = _explore_shop(depth, max(2, cores))
