@@ -722,4 +722,3 @@ class _Celery(_Adapter):
 
 
 _ADAPTERS: dict[str, type[_Adapter]] = {"rq": _RQ, "dramatiq": _Dramatiq, "celery": _Celery}
-

@@ -9,6 +9,7 @@ every attempt that needs it, and reading the bytecode again each time cost a twe
 from __future__ import annotations
 
 import dis
+import functools
 import inspect
 from collections.abc import Callable
 from types import CodeType
@@ -36,10 +37,7 @@ def per_code(fact: Callable[[CodeType], T]) -> Callable[[CodeType], T]:
             entry = known[id(code)] = (code, fact(code))
         return entry[1]
 
-    remembered.__doc__ = fact.__doc__
-    remembered.__name__ = fact.__name__
-    remembered.__wrapped__ = fact  # type: ignore[attr-defined]
-    return remembered
+    return functools.update_wrapper(remembered, fact)
 
 #: Code whose frames suspend mid-run: generators, coroutines (native and generator-based), async generators.
 _SUSPENDING = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ITERABLE_COROUTINE | inspect.CO_ASYNC_GENERATOR

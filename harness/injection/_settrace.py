@@ -58,8 +58,6 @@ class SettraceBackend:
         #: id(code) -> (code, False) for other code or (code, `_verdict(code)`) for target code. Keyed
         #: by id(): equal code objects from other files or re-imports must be judged on their own.
         self.verdicts: dict[int, tuple[CodeType, tuple[int, int, int] | bool]] = {}
-        #: id(code) -> `with_exits(code)` for target code already called.
-        self.exits: dict[int, dict[int, frozenset[int]]] = {}
 
     def install(self) -> None:
         self._thread = get_ident()
@@ -80,7 +78,6 @@ class SettraceBackend:
         if get_ident() == self._thread:
             sys.settrace(self.previous)
         self.verdicts.clear()
-        self.exits.clear()
 
     def refresh(self) -> None:
         # A trace function that raises (our injected crash) is switched off by the interpreter; put it
@@ -130,9 +127,6 @@ class SettraceBackend:
                 or not first <= tracer._armed_line <= last
             ):
                 return None
-            exits = self.exits.get(id(code))
-            if exits is None:
-                exits = self.exits[id(code)] = with_exits(code)
-            return local_for_frame(frame.f_lineno if resume >= 0 and frame.f_lasti > resume else 0, exits)
+            return local_for_frame(frame.f_lineno if resume >= 0 and frame.f_lasti > resume else 0, with_exits(code))
 
         return on_call
